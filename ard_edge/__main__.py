@@ -1,0 +1,3 @@
+from ard_edge.cli.main import main
+
+main()

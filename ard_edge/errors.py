@@ -1,0 +1,75 @@
+"""The one exception tree of ard-edge.
+
+    ArdEdgeError                 a user can fix it; the CLI prints one line, no traceback
+    ├── ConfigError              bad config key/value or command-line usage   (exit 2)
+    ├── DataError                missing, empty or unreadable images/masks    (exit 1)
+    ├── CheckpointError          not an ard-edge checkpoint, corrupted, foreign
+    ├── ExportError              the model cannot be exported
+    ├── CalibrationError         quantization failed or the accuracy gate refused it
+    ├── EngineError              bad engine file, wrong input, wrong GPU/TensorRT
+    ├── CameraError              producer/device problems
+    │   └── CameraTimeout        no frame within the timeout
+    └── MissingDependency        an optional package is not installed
+
+Errors from lower libraries are converted at the boundary with ``raise ... from exc``.
+Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ArdEdgeError(Exception):
+    """Base of every error a user can act on."""
+
+    exit_code = 1
+
+
+class ConfigError(ArdEdgeError):
+    exit_code = 2
+
+
+class DataError(ArdEdgeError):
+    pass
+
+
+class CheckpointError(ArdEdgeError):
+    pass
+
+
+class ExportError(ArdEdgeError):
+    pass
+
+
+class CalibrationError(ArdEdgeError):
+    pass
+
+
+class EngineError(ArdEdgeError):
+    pass
+
+
+class CameraError(ArdEdgeError):
+    pass
+
+
+class CameraTimeout(CameraError):
+    pass
+
+
+class MissingDependency(ArdEdgeError):
+    """An optional package is missing; the message names the pip extra that brings it."""
+
+    def __init__(self, module: str, extra: str):
+        super().__init__(f"'{module}' is not installed: pip install 'ard-edge[{extra}]'")
+        self.module = module
+        self.extra = extra
+
+
+def require(module: str, extra: str):
+    """Import an optional module, or raise MissingDependency naming the extra."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependency(module, extra) from exc
