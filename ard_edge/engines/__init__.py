@@ -1,1 +1,52 @@
+"""Engines: one interface (open, describe, infer, warm up, close) over every backend.
 
+Backends import their heavy libraries lazily: ``open_engine`` picks one from the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ard_edge.engines.base import OUTPUT_NAMES, Engine, InferenceResult, InputSpec
+from ard_edge.errors import EngineError
+
+ENGINE_SUFFIXES = (".onnx", ".ckpt", ".engine", ".plan")
+
+
+def open_engine(path: str | Path, **options) -> Engine:
+    """Open ``path`` with the backend its type calls for.
+
+    ``.onnx`` -> ONNX Runtime; ``.ckpt`` -> PyTorch (``channels=`` 1 or 3);
+    ``.engine``/``.plan`` -> the backend named in its sidecar JSON (TensorRT or ONNX Runtime).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EngineError(f"engine file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(path, **options)
+    if suffix == ".ckpt":
+        from ard_edge.engines.torch_engine import TorchEngine
+
+        return TorchEngine(path, **options)
+    if suffix in (".engine", ".plan"):
+        return _open_built_engine(path, **options)
+    raise EngineError(f"{path}: unknown engine type '{suffix}' (expected one of {', '.join(ENGINE_SUFFIXES)})")
+
+
+def _open_built_engine(path: Path, **options) -> Engine:
+    from ard_edge.engines.sidecar import read_sidecar
+
+    sidecar = read_sidecar(path)
+    if sidecar["backend"] == "onnxruntime":
+        from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+        return OnnxRuntimeEngine(path, metadata=sidecar["metadata"], **options)
+    from ard_edge.engines.tensorrt import TensorRTEngine
+
+    return TensorRTEngine(path, sidecar=sidecar, **options)
+
+
+__all__ = ["ENGINE_SUFFIXES", "Engine", "InferenceResult", "InputSpec", "OUTPUT_NAMES", "open_engine"]

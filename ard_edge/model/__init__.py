@@ -1,1 +1,25 @@
+"""The ARD network: teachers, attention bottleneck, student decoder, anomaly map, checkpoints.
 
+Only ``ard_edge.training`` and ``ard_edge.export`` import this package (it needs torch).
+"""
+
+from ard_edge.model.anomaly_map import AnomalyMap, distillation_loss, image_score
+from ard_edge.model.ard import ARDModel, ModelConfig, Preprocess
+from ard_edge.model.attention import ATTENTIONS
+from ard_edge.model.checkpoint import load_checkpoint, read_metadata, save_checkpoint
+from ard_edge.model.teachers import TEACHERS, build_teacher
+
+__all__ = [
+    "ARDModel",
+    "ATTENTIONS",
+    "AnomalyMap",
+    "ModelConfig",
+    "Preprocess",
+    "TEACHERS",
+    "build_teacher",
+    "distillation_loss",
+    "image_score",
+    "load_checkpoint",
+    "read_metadata",
+    "save_checkpoint",
+]

@@ -1,0 +1,109 @@
+"""Export a checkpoint to one fused ONNX graph, metadata inside, written atomically."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ard_edge import __version__
+from ard_edge._io import atomic_path, sha256_file
+from ard_edge.engines.metadata import set_onnx_metadata
+from ard_edge.errors import ExportError
+from ard_edge.export.fused import OUTPUT_NAMES, fused_from_checkpoint
+from ard_edge.model import load_checkpoint
+
+log = logging.getLogger(__name__)
+
+FORMAT = "ard-edge-onnx/1"
+DEFAULT_OPSET = 17
+
+
+def export_onnx(
+    checkpoint: str | Path,
+    out: str | Path,
+    channels: int = 3,
+    batch: int | None = 1,
+    opset: int = DEFAULT_OPSET,
+) -> dict[str, Any]:
+    """Write ``out`` and return the metadata stored in it. ``batch=None`` makes the batch dynamic."""
+    if channels not in (1, 3):
+        raise ExportError(f"--channels must be 1 (mono) or 3 (colour), got {channels}")
+    if batch is not None and batch < 1:
+        raise ExportError(f"--batch must be >= 1 or 'dynamic', got {batch}")
+    model, header = load_checkpoint(checkpoint)
+    fused = fused_from_checkpoint(model, header)
+    size = model.config.image_size
+    example = torch.zeros((batch or 1, size, size, channels), dtype=torch.uint8)
+    metadata = _metadata(header, checkpoint, channels, batch, size, opset)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        _trace_to_onnx(fused, example, tmp, batch is None, opset)
+        _finish(tmp, metadata)
+    log.info("exported %s -> %s", checkpoint, out)
+    return metadata
+
+
+def _trace_to_onnx(fused, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int) -> None:
+    dynamic_axes = {name: {0: "batch"} for name in ("frames", *OUTPUT_NAMES)} if dynamic_batch else None
+    with warnings.catch_warnings(), torch.no_grad():
+        # Shapes are static per export (fixed input size, fixed channels); the tracer's
+        # "treated as a constant" warnings say exactly that.
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message="Constant folding")
+        try:
+            torch.onnx.export(
+                fused,
+                (example,),
+                str(path),
+                input_names=["frames"],
+                output_names=list(OUTPUT_NAMES),
+                opset_version=opset,
+                dynamic_axes=dynamic_axes,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+        except Exception as exc:
+            raise ExportError(f"ONNX export failed at opset {opset}: {exc}") from exc
+
+
+def _finish(path: Path, metadata: dict[str, Any]) -> None:
+    import onnx
+
+    proto = onnx.load(str(path))
+    set_onnx_metadata(proto, metadata)
+    proto.producer_name, proto.producer_version = "ard-edge", __version__
+    try:
+        onnx.checker.check_model(proto, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"exported graph fails onnx.checker: {exc}") from exc
+    onnx.save(proto, str(path))
+
+
+def _metadata(header: dict, checkpoint, channels: int, batch: int | None, size: int, opset: int) -> dict:
+    return {
+        "format": FORMAT,
+        "model": header["model"],
+        "input": {
+            "name": "frames",
+            "layout": "NHWC",
+            "dtype": "uint8",
+            "height": size,
+            "width": size,
+            "channels": channels,
+            "batch": batch if batch is not None else "dynamic",
+        },
+        "outputs": list(OUTPUT_NAMES),
+        "threshold": header["threshold"],
+        "score_stats": header["score_stats"],
+        "normalization": header["normalization"],
+        "data_fingerprint": header.get("data_fingerprint"),
+        "checkpoint_sha256": sha256_file(checkpoint),
+        "precision": "fp32",
+        "opset": opset,
+        "ard_edge_version": __version__,
+        "torch_version": torch.__version__,
+    }

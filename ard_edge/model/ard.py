@@ -1,0 +1,95 @@
+"""The ARD model: frozen teacher, attention one-class bottleneck, student decoder."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from ard_edge.config import check
+from ard_edge.model.anomaly_map import AnomalyMap, image_score
+from ard_edge.model.attention import ATTENTIONS
+from ard_edge.model.bottleneck import OneClassBottleneck
+from ard_edge.model.decoder import StudentDecoder
+from ard_edge.model.teachers import IMAGENET_MEAN, IMAGENET_STD, TEACHERS
+
+# EfficientNet-Lite was trained in TensorFlow on pixels scaled to [-1, 1].
+_TEACHER_NORMALIZATION = {"efficientnet_lite0": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of an ARD model; stored in every checkpoint and exported graph."""
+
+    backbone: str = "efficientnet_lite0"
+    attention: str = "none"  # none is plain Reverse Distillation
+    image_size: int = 256  # square model input, pixels
+    bottleneck_blocks: int = 3
+    decoder_blocks: int = 2  # residual blocks per decoder stage
+
+    def validate(self, path: str = "model") -> None:
+        check(self.backbone in TEACHERS, f"{path}.backbone", f"choose one of {', '.join(TEACHERS)}")
+        check(self.attention in ATTENTIONS, f"{path}.attention", f"choose one of {', '.join(ATTENTIONS)}")
+        check(self.image_size >= 32 and self.image_size % 32 == 0, f"{path}.image_size",
+              f"must be a multiple of 32 (the bottleneck's stride), got {self.image_size}")
+        check(self.bottleneck_blocks >= 1, f"{path}.bottleneck_blocks", "must be >= 1")
+        check(self.decoder_blocks >= 1, f"{path}.decoder_blocks", "must be >= 1")
+
+    @property
+    def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """(mean, std) on 0..1 RGB pixels, as the teacher was trained."""
+        return _TEACHER_NORMALIZATION.get(self.backbone, (IMAGENET_MEAN, IMAGENET_STD))
+
+
+class Preprocess(nn.Module):
+    """Raw uint8 NHWC camera frames (1 or 3 channels) -> normalized float NCHW RGB."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        # Fold /255 and the normalization into one multiply-add.
+        scale = torch.tensor([1.0 / (255.0 * s) for s in std]).view(1, 3, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(mean, std)]).view(1, 3, 1, 1)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        x = frames.permute(0, 3, 1, 2).to(torch.float32)
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)
+        return x * self.scale + self.shift
+
+
+class ARDModel(nn.Module):
+    """Teacher features in, student reconstructions out; ``predict`` gives map and score."""
+
+    def __init__(self, config: ModelConfig, teacher: nn.Module):
+        super().__init__()
+        self.config = config
+        channels = tuple(info["num_chs"] for info in teacher.feature_info)
+        self.preprocess = Preprocess(*config.normalization)
+        self.teacher = teacher
+        self.bottleneck = OneClassBottleneck(channels, config.attention, config.bottleneck_blocks)
+        self.decoder = StudentDecoder(self.bottleneck.out_channels, channels, config.decoder_blocks)
+        self.anomaly_map = AnomalyMap((config.image_size, config.image_size))
+
+    def train(self, mode: bool = True) -> ARDModel:
+        # The teacher is frozen: its BatchNorm statistics must never update.
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [*self.bottleneck.parameters(), *self.decoder.parameters()]
+
+    def forward(self, frames: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """uint8 NHWC frames -> (teacher features, student features)."""
+        with torch.no_grad():
+            teacher = self.teacher(self.preprocess(frames))
+        student = self.decoder(self.bottleneck(teacher))
+        return teacher, student
+
+    def predict(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 NHWC frames -> (anomaly map (B, 1, H, W), image score (B,))."""
+        amap = self.anomaly_map(*self(frames))
+        return amap, image_score(amap)
