@@ -17,7 +17,7 @@ COMMANDS = {
     "train": ("ard_edge.cli.train_cmds:train", "Train an ARD model on good images."),
     "eval": ("ard_edge.cli.train_cmds:evaluate", "Measure image/pixel AUROC, PRO and F1 of a model."),
     "export": ("ard_edge.cli.export_cmds:export", "Export a checkpoint to one fused ONNX graph."),
-    "calibrate": ("ard_edge.cli.engine_cmds:calibrate", "Quantize an ONNX model to INT8 (Q/DQ) behind an accuracy gate."),
+    "calibrate": ("ard_edge.cli.calibrate_cmds:calibrate", "Quantize an ONNX model to INT8 (Q/DQ) behind an accuracy gate."),
     "build-engine": ("ard_edge.cli.engine_cmds:build_engine", "Build a TensorRT or ONNX Runtime engine."),
     "predict": ("ard_edge.cli.predict_cmds:predict", "Score image files with an engine; write heatmaps."),
     "cameras": ("ard_edge.cli.camera_cmds:cameras", "List GenICam cameras and configured aliases."),
