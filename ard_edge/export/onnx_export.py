@@ -38,7 +38,7 @@ def export_onnx(
     fused = fused_from_checkpoint(model, header)
     size = model.config.image_size
     example = torch.zeros((batch or 1, size, size, channels), dtype=torch.uint8)
-    metadata = _metadata(header, checkpoint, channels, batch, size, opset)
+    metadata = _metadata(header, model.config, checkpoint, channels, batch, opset)
     out = Path(out)
     with atomic_path(out) as tmp:
         _trace_to_onnx(fused, example, tmp, batch is None, opset)
@@ -83,7 +83,8 @@ def _finish(path: Path, metadata: dict[str, Any]) -> None:
     onnx.save(proto, str(path))
 
 
-def _metadata(header: dict, checkpoint, channels: int, batch: int | None, size: int, opset: int) -> dict:
+def _metadata(header: dict, config, checkpoint, channels: int, batch: int | None, opset: int) -> dict:
+    size = config.image_size
     return {
         "format": FORMAT,
         "model": header["model"],
@@ -99,7 +100,7 @@ def _metadata(header: dict, checkpoint, channels: int, batch: int | None, size: 
         "outputs": list(OUTPUT_NAMES),
         "threshold": header["threshold"],
         "score_stats": header["score_stats"],
-        "normalization": header["normalization"],
+        "normalization": {"mean": list(config.normalization[0]), "std": list(config.normalization[1])},
         "data_fingerprint": header.get("data_fingerprint"),
         "checkpoint_sha256": sha256_file(checkpoint),
         "precision": "fp32",

@@ -1,4 +1,4 @@
-"""Image-level decisions at a threshold. The rule everywhere is the engine's: anomalous when score > threshold."""
+"""Image-level decisions at a threshold, by the engine's rule: anomalous when score > threshold."""
 
 from __future__ import annotations
 

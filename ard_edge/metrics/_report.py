@@ -9,9 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ard_edge.errors import DataError
-from ard_edge.metrics._auroc import image_auroc, pixel_auroc
+from ard_edge.metrics._auroc import auroc_of_pixels, image_auroc
 from ard_edge.metrics._classification import confusion_at, f1_optimal_threshold
-from ard_edge.metrics._pro import pro_score
+from ard_edge.metrics._pixels import split_pixels
+from ard_edge.metrics._pro import pro_of_pixels
 
 _TABLE_COLUMNS = (
     # (header, key, format)
@@ -113,13 +114,12 @@ def _metrics(
     chosen = np.flatnonzero(selected)
     labels = [results[i].label for i in chosen]
     scores = [results[i].score for i in chosen]
-    chosen_masks = [masks[i] for i in chosen]
-    chosen_maps = [results[i].anomaly_map for i in chosen]
+    pixels = split_pixels([masks[i] for i in chosen], [results[i].anomaly_map for i in chosen])
     row = {
         "num_images": int(chosen.size),
         "image_auroc": image_auroc(labels, scores),
-        "pixel_auroc": pixel_auroc(chosen_masks, chosen_maps),
-        "pro": pro_score(chosen_masks, chosen_maps, max_fpr=max_fpr),
+        "pixel_auroc": auroc_of_pixels(pixels),
+        "pro": pro_of_pixels(pixels, max_fpr),
     }
     row.update(confusion_at(labels, scores, threshold))
     return row

@@ -1,1 +1,6 @@
+"""Training on good images and evaluation on labelled test images (imports torch and the model)."""
 
+from ard_edge.training.config import TrainConfig
+from ard_edge.training.trainer import CHECKPOINT_NAME, TrainResult, train
+
+__all__ = ["CHECKPOINT_NAME", "TrainConfig", "TrainResult", "train"]

@@ -44,8 +44,17 @@ class TrainResult:
     wall_s: float
 
 
-def train(config: TrainConfig, resume: bool = False, on_step: StepCallback | None = None) -> TrainResult:
-    """Train per ``config``; Ctrl-C stops after writing a usable checkpoint."""
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    on_step: StepCallback | None = None,
+    on_features_ready: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Train per ``config``; Ctrl-C stops after writing a usable checkpoint.
+
+    ``on_step`` is called after every optimizer step, ``on_features_ready`` once the teacher's
+    features are cached (before the first step).
+    """
     started = time.perf_counter()
     device = _device(config.device)
     torch.manual_seed(config.seed)
@@ -59,6 +68,8 @@ def train(config: TrainConfig, resume: bool = False, on_step: StepCallback | Non
     cache_started = time.perf_counter()
     features = _teacher_features(model, data.train, config.batch_size, device)
     cache_s = time.perf_counter() - cache_started
+    if on_features_ready:
+        on_features_ready()
 
     steps = -(-len(data.train) // config.batch_size)
     on_step = on_step or (lambda *_: None)
@@ -90,7 +101,7 @@ def train(config: TrainConfig, resume: bool = False, on_step: StepCallback | Non
     metadata = {
         "threshold": float(threshold),
         "score_stats": _score_stats(holdout_scores),
-        "normalization": dict(zip(("mean", "std"), config.model.normalization)),
+        "normalization": {"mean": list(config.model.normalization[0]), "std": list(config.model.normalization[1])},
         "data_fingerprint": data.fingerprint,
         "versions": _versions(),
         "training": {

@@ -1,0 +1,567 @@
+"""GenICam cameras through harvesters: producer discovery, device listing, :class:`GenICamCamera`.
+
+harvesters (and the genicam bindings under it) load only inside the functions that open a
+producer, so importing this module is cheap. Their exceptions become :class:`CameraError`,
+:class:`CameraTimeout` or :class:`CameraDisconnected` here, at the boundary.
+
+One process may hold several cameras. A GenTL producer is loaded once per process: a second
+Harvester loading the same ``.cti`` sees no devices. So cameras that use the same producer
+list share one Harvester (:func:`_acquire_harvester`), released when the last one closes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import functools
+import importlib.util
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ard_edge.camera.config import CameraConfig
+from ard_edge.camera.errors import CameraDisconnected
+from ard_edge.camera.frames import Frame, FrameSource
+from ard_edge.camera.pixel_formats import image_from_component
+from ard_edge.errors import CameraError, CameraTimeout, require
+
+logger = logging.getLogger(__name__)
+# harvesters logs through a logger we hand it, so its messages follow the app's logging setup
+# instead of its own stderr handler. Its INFO lines narrate every start/stop and its warnings
+# repeat, with tracebacks, what this module reports itself: show only its errors by default.
+_HARVESTERS_LOGGER = logging.getLogger(f"{__name__}.harvesters")
+_HARVESTERS_LOGGER.setLevel(logging.ERROR)
+
+PRODUCER_PATH_ENV = "GENICAM_GENTL64_PATH"
+RECONNECT_INITIAL_S = 0.5
+RECONNECT_MAX_S = 8.0
+
+
+# -- producers ---------------------------------------------------------------------------------
+
+
+def simulator_producer() -> Path | None:
+    """The viky.cti simulator shipped inside the installed ``genicam`` package, if present."""
+    spec = importlib.util.find_spec("genicam")  # locate without importing the native libraries
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "viky.cti"
+    return path if path.is_file() else None
+
+
+def find_producers(producer: Path | None = None) -> list[Path]:
+    """The GenTL producers to load: ``producer``, else every .cti in GENICAM_GENTL64_PATH, else viky.cti.
+
+    Raises:
+        CameraError: ``producer`` does not exist, or nothing is found at all.
+    """
+    if producer is not None:
+        producer = Path(producer).expanduser()
+        if not producer.is_file():
+            raise CameraError(f"GenTL producer not found: {producer} (check `producer:` in ard-edge.yaml)")
+        logger.info("GenTL producer from the config: %s", producer)
+        return [producer]
+    found = _producers_on_env_path()
+    if found:
+        logger.info("GenTL producers from %s: %s", PRODUCER_PATH_ENV, ", ".join(map(str, found)))
+        return found
+    simulator = simulator_producer()
+    if simulator is None:
+        raise CameraError(
+            f"no GenTL producer: set `producer:` in ard-edge.yaml or {PRODUCER_PATH_ENV}"
+            " (the genicam package ships no viky.cti simulator either)"
+        )
+    logger.info("no producer configured and none on %s: using the simulator %s", PRODUCER_PATH_ENV, simulator)
+    return [simulator]
+
+
+def _producers_on_env_path() -> list[Path]:
+    found: dict[Path, None] = {}  # ordered set: a directory listed twice loads once
+    for directory in os.environ.get(PRODUCER_PATH_ENV, "").split(os.pathsep):
+        if directory and Path(directory).is_dir():
+            for path in sorted(Path(directory).glob("*.cti")):
+                if path.is_file():
+                    found.setdefault(path.resolve(), None)
+    return list(found)
+
+
+# -- the shared Harvester ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _SharedHarvester:
+    key: tuple[str, ...]  # resolved producer paths
+    harvester: Any
+    users: int = 0
+
+
+_POOL: dict[tuple[str, ...], _SharedHarvester] = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _acquire_harvester(producers: list[Path]) -> _SharedHarvester:
+    """The process-wide Harvester for ``producers``; created and scanned on first use."""
+    key = tuple(str(Path(p).resolve()) for p in producers)
+    with _POOL_LOCK:
+        shared = _POOL.get(key)
+        if shared is None:
+            for other in _POOL:
+                if set(other) & set(key):
+                    raise CameraError(
+                        f"producer {sorted(set(other) & set(key))[0]} is already loaded by an open camera"
+                        f" with a different producer list ({', '.join(other)}); cameras that share a"
+                        " producer must use the same `producer:` setting"
+                    )
+            shared = _SharedHarvester(key, _new_harvester(producers))
+            _POOL[key] = shared
+        shared.users += 1
+        return shared
+
+
+def _release_harvester(shared: _SharedHarvester) -> None:
+    with _POOL_LOCK:  # held through reset: a new Harvester must not load the producer before it closes
+        shared.users -= 1
+        if shared.users > 0:
+            return
+        _POOL.pop(shared.key, None)
+        try:
+            shared.harvester.reset()  # destroys leftover acquirers, closes the producers
+        except Exception as exc:  # noqa: BLE001 - teardown of a driver that may already be gone
+            logger.debug("releasing the Harvester failed: %s", exc)
+
+
+def _new_harvester(producers: list[Path]) -> Any:
+    core = require("harvesters.core", "camera")
+    for path in producers:
+        # harvesters only logs a producer it cannot load and then lists no devices; check first
+        # so the error names the file.
+        try:
+            ctypes.CDLL(str(path))
+        except OSError as exc:
+            raise CameraError(f"cannot load GenTL producer {path}: {exc}") from exc
+    harvester = core.Harvester(config=core.ParameterSet({core.ParameterKey.LOGGER: _HARVESTERS_LOGGER}))
+    for path in producers:
+        harvester.add_file(str(path))
+    harvester.update()
+    return harvester
+
+
+@functools.cache
+def _genicam_errors() -> tuple[type[Exception], type[Exception], type[Exception]]:
+    """(GenTL timeout, GenTL error, GenApi error) classes, imported on first use."""
+    from genicam.genapi import GenericException as GenApiError
+    from genicam.gentl import GenericException as GenTLError
+    from genicam.gentl import TimeoutException
+
+    return TimeoutException, GenTLError, GenApiError
+
+
+def _driver_errors() -> tuple[type[Exception], ...]:
+    return _genicam_errors()[1:]
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+def list_devices(producer: Path | None = None) -> list[dict[str, Any]]:
+    """Devices the producers (see :func:`find_producers`) can see.
+
+    Returns:
+        One dict per device: index, vendor, model, serial, user_defined_name, tl_type, id,
+        producer (the .cti path).
+    """
+    shared = _acquire_harvester(find_producers(producer))
+    try:
+        return _device_dicts(shared.harvester)
+    finally:
+        _release_harvester(shared)
+
+
+def _device_dicts(harvester: Any) -> list[dict[str, Any]]:
+    devices = []
+    for index, info in enumerate(harvester.device_info_list):
+        props = info.property_dict
+        devices.append({
+            "index": index,
+            "vendor": props.get("vendor"),
+            "model": props.get("model"),
+            "serial": props.get("serial_number"),
+            "user_defined_name": props.get("user_defined_name"),
+            "tl_type": props.get("tl_type"),
+            "id": props.get("id_"),
+            "producer": _producer_of(info),
+        })
+    return devices
+
+
+def _producer_of(info: Any) -> str | None:
+    try:  # DeviceInfo -> Interface -> System -> Producer
+        return info.parent.parent.parent.module.path_name
+    except Exception:  # noqa: BLE001 - informative only
+        return None
+
+
+def describe_device(device: dict[str, Any]) -> str:
+    return f"{device['vendor']} {device['model']} (serial {device['serial']})"
+
+
+def select_device(devices: list[dict[str, Any]], config: CameraConfig, name: str = "camera") -> int:
+    """Index of the device ``config`` asks for (serial, user_name, index, else the first).
+
+    Raises:
+        CameraError: no device, no match, or an ambiguous user name.
+    """
+    if not devices:
+        raise CameraError(f"{name}: no GenICam device found")
+    if config.index is not None:
+        if config.index < len(devices):
+            return config.index
+        raise CameraError(f"{name}: index {config.index}, but only {len(devices)} device(s): {_summary(devices)}")
+    if config.serial is not None:
+        wanted, field = config.serial, "serial"
+    elif config.user_name is not None:
+        wanted, field = config.user_name, "user_defined_name"
+    else:
+        return 0
+    matches = [i for i, device in enumerate(devices) if device[field] == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    label = "serial" if field == "serial" else "user name"
+    if not matches:
+        raise CameraError(f"{name}: no device with {label} {wanted!r}; found {_summary(devices)}")
+    raise CameraError(f"{name}: {len(matches)} devices have {label} {wanted!r}; choose one by serial")
+
+
+def _summary(devices: list[dict[str, Any]]) -> str:
+    return ", ".join(describe_device(device) for device in devices)
+
+
+# -- the camera --------------------------------------------------------------------------------
+
+
+class GenICamCamera(FrameSource):
+    """One GenICam camera opened through harvesters.
+
+    ``fetch`` copies each image out and requeues the driver buffer at once. When the device
+    disappears, ``fetch`` raises :class:`CameraDisconnected`; later calls reopen it, the first
+    attempt ``reconnect_initial_s`` after the loss, doubling up to ``reconnect_max_s``, and the
+    configured features are applied again.
+
+    Example::
+
+        with GenICamCamera(CameraConfig(pixel_format="Mono8"), name="cam0") as cam:
+            frame = cam.fetch(timeout_s=1.0)
+    """
+
+    def __init__(
+        self,
+        config: CameraConfig | None = None,
+        name: str = "cam0",
+        *,
+        reconnect_initial_s: float = RECONNECT_INITIAL_S,
+        reconnect_max_s: float = RECONNECT_MAX_S,
+    ):
+        super().__init__(name)
+        self.config = config or CameraConfig()
+        self.trigger_mode = self.config.trigger
+        self._reconnect_initial_s = reconnect_initial_s
+        self._reconnect_max_s = reconnect_max_s
+        self._backoff_s = reconnect_initial_s
+        self._next_attempt_s = 0.0
+        self._shared: _SharedHarvester | None = None
+        self._ia: Any = None
+        self._device: dict[str, Any] | None = None
+        self._warned: set[str] = set()
+        self._frame_counter = 0
+
+    @property
+    def device(self) -> dict[str, Any] | None:
+        """The opened device as :func:`list_devices` describes it; None before open."""
+        return self._device
+
+    @property
+    def node_map(self) -> Any:
+        """The camera's GenApi node map, for features this class does not cover; None while gone."""
+        return None if self._ia is None else self._ia.remote_device.node_map
+
+    # -- lifecycle
+
+    def _open_impl(self) -> None:
+        self._shared = _acquire_harvester(find_producers(self.config.producer))
+        try:
+            self._connect(refresh=False)
+        except BaseException:
+            self._release_shared()
+            raise
+
+    def _close_impl(self) -> None:
+        try:
+            self._disconnect()
+        finally:
+            self._release_shared()
+
+    def _release_shared(self) -> None:
+        shared, self._shared = self._shared, None
+        if shared is not None:
+            _release_harvester(shared)
+
+    def _connect(self, refresh: bool) -> None:
+        harvester = self._shared.harvester
+        if refresh:
+            harvester.update()  # rediscover; only done when no other camera shares the Harvester
+        devices = _device_dicts(harvester)
+        if not devices:
+            raise CameraError(
+                f"{self.name}: no GenICam device found; producers loaded: {', '.join(self._shared.key)}"
+                " (check that the camera is powered and connected, and that nothing else in this"
+                " process holds the producer)"
+            )
+        index = select_device(devices, self.config, self.name)
+        ia = self._create_acquirer(harvester, devices[index])
+        try:
+            self._configure(ia)
+            ia.start()
+        except _driver_errors() as exc:
+            self._destroy(ia)
+            raise CameraError(f"{self.name}: cannot start {describe_device(devices[index])}: {exc}") from exc
+        except BaseException:
+            self._destroy(ia)
+            raise
+        self._ia = ia
+        self._device = devices[index]
+        logger.info("%s: streaming from %s via %s", self.name, describe_device(self._device), self._device["producer"])
+
+    def _create_acquirer(self, harvester: Any, device: dict[str, Any]) -> Any:
+        # harvesters replaces the SIGINT handler with one that silently destroys the acquirer;
+        # Ctrl-C must still raise KeyboardInterrupt in the runtime loop, so put it back.
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGINT) if in_main else None
+        try:
+            return harvester.create(device["index"])
+        except _driver_errors() as exc:
+            raise CameraError(
+                f"{self.name}: cannot open {describe_device(device)}: {exc} (is another program using it?)"
+            ) from exc
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _disconnect(self) -> None:
+        ia, self._ia = self._ia, None
+        if ia is not None:
+            self._destroy(ia)
+
+    def _destroy(self, ia: Any) -> None:
+        try:
+            ia.destroy()  # stops acquisition, requeues buffers, closes the device; no-op if done
+        except Exception as exc:  # noqa: BLE001 - the device may be gone; nothing left to free
+            logger.debug("%s: destroying the image acquirer failed: %s", self.name, exc)
+        acquirers = self._shared.harvester.image_acquirers if self._shared else []
+        if ia in acquirers:
+            acquirers.remove(ia)  # harvesters keeps destroyed acquirers listed otherwise
+
+    # -- features
+
+    def _configure(self, ia: Any) -> None:
+        if self.config.num_buffers is not None:
+            try:
+                ia.num_buffers = self.config.num_buffers
+            except ValueError as exc:
+                self._warn_once("num_buffers", f"{self.name}: num_buffers {self.config.num_buffers} rejected: {exc}")
+        ia.add_callback(ia.Events.INCOMPLETE_BUFFER, _incomplete_counter(self._stats))
+        self._apply_features(ia.remote_device.node_map)
+
+    def _apply_features(self, node_map: Any) -> None:
+        """Set the configured GenICam features; a missing or rejected one warns once."""
+        c = self.config
+        if c.pixel_format is not None:
+            self._set(node_map, "pixel_format", ("PixelFormat",), c.pixel_format)
+        # Zero a configured offset first so that a larger Width/Height fits the sensor.
+        for setting, feature in (("offset_x", "OffsetX"), ("offset_y", "OffsetY")):
+            if getattr(c, setting) is not None:
+                self._set_quietly(node_map, feature, 0)
+        for setting, feature in (("width", "Width"), ("height", "Height"), ("offset_x", "OffsetX"),
+                                 ("offset_y", "OffsetY")):
+            if getattr(c, setting) is not None:
+                self._set(node_map, setting, (feature,), getattr(c, setting))
+        if c.exposure_us is not None:
+            self._set_quietly(node_map, "ExposureAuto", "Off")  # else auto exposure overrides it
+            self._set(node_map, "exposure_us", ("ExposureTime", "ExposureTimeAbs"), float(c.exposure_us))
+        if c.gain is not None:
+            self._set_quietly(node_map, "GainAuto", "Off")
+            self._set(node_map, "gain", ("Gain",), float(c.gain))
+        if c.frame_rate is not None:
+            self._set_quietly(node_map, "AcquisitionFrameRateEnable", True)  # else the rate is ignored
+            self._set(node_map, "frame_rate", ("AcquisitionFrameRate", "AcquisitionFrameRateAbs"), float(c.frame_rate))
+        self._apply_trigger(node_map)
+
+    def _apply_trigger(self, node_map: Any) -> None:
+        self._set_quietly(node_map, "TriggerSelector", "FrameStart")
+        if self.config.trigger == "free_run":
+            self._set_quietly(node_map, "TriggerMode", "Off")  # a camera may keep a trigger from its last user
+            return
+        if self._set(node_map, "trigger", ("TriggerMode",), "On"):
+            source = "Software" if self.config.trigger == "software" else self.config.effective_trigger_source
+            self._set(node_map, "trigger_source", ("TriggerSource",), source)
+
+    def _set(self, node_map: Any, setting: str, features: tuple[str, ...], value: Any) -> bool:
+        """Set the first of ``features`` the camera has; warn once per setting when that fails."""
+        for feature in features:
+            if not node_map.has_node(feature):
+                continue
+            try:
+                getattr(node_map, feature).value = value
+                return True
+            except _driver_errors() as exc:
+                reason = str(exc).split(" : ")[0]  # drop the C++ file/line trailer
+                self._warn_once(setting, f"{self.name}: camera rejected {feature}={value!r}: {reason}")
+                return False
+        self._warn_once(setting, f"{self.name}: camera has no {features[0]} feature; `{setting}` ignored")
+        return False
+
+    def _set_quietly(self, node_map: Any, feature: str, value: Any) -> None:
+        """Best-effort helper settings (auto modes, selectors) that many cameras lack."""
+        if node_map.has_node(feature):
+            try:
+                getattr(node_map, feature).value = value
+            except _driver_errors() as exc:
+                logger.debug("%s: %s=%r not applied: %s", self.name, feature, value, exc)
+
+    def _warn_once(self, key: str, message: str) -> None:
+        # Reconnects apply the features again; the operator needs to hear about each only once.
+        if key not in self._warned:
+            self._warned.add(key)
+            logger.warning(message)
+
+    # -- acquisition
+
+    def trigger(self) -> None:
+        """Execute TriggerSoftware: one frame for a camera opened with ``trigger: software``."""
+        if self.trigger_mode != "software":
+            super().trigger()
+        if not self._is_open:
+            raise CameraError(f"{self.name}: source is not open")
+        if self._ia is None or not self._ia.is_valid():
+            raise CameraDisconnected(f"{self.name}: device is gone; cannot trigger")
+        node_map = self._ia.remote_device.node_map
+        if not node_map.has_node("TriggerSoftware"):
+            raise CameraError(f"{self.name}: {describe_device(self._device)} has no TriggerSoftware command")
+        try:
+            node_map.TriggerSoftware.execute()
+        except _driver_errors() as exc:
+            raise CameraError(f"{self.name}: TriggerSoftware failed: {exc}") from exc
+
+    def _fetch_impl(self, timeout_s: float | None) -> Frame:
+        timeout_s = self.config.timeout_s if timeout_s is None else timeout_s
+        deadline = time.monotonic() + timeout_s
+        if self._ia is None:
+            self._reconnect_before(deadline)
+        while True:
+            remaining_s = deadline - time.monotonic()
+            if remaining_s <= 0:
+                self._stats["timeouts"] += 1
+                raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s")
+            buffer = self._fetch_buffer(remaining_s, timeout_s)
+            if buffer is None:
+                continue
+            received_ns = time.monotonic_ns()
+            with buffer:  # leaving the block requeues the buffer; the frame holds a copy
+                frame = self._frame_from(buffer, received_ns)
+            if frame is not None:
+                self._stats["frames"] += 1
+                return frame
+
+    def _fetch_buffer(self, remaining_s: float, timeout_s: float) -> Any:
+        ia = self._ia
+        if not ia.is_valid():  # destroyed under us (harvesters' SIGINT handler, a driver reset)
+            self._lost("the image acquirer was destroyed")
+            raise CameraDisconnected(f"{self.name}: device is gone; reconnecting")
+        timeout_error, *driver_errors = _genicam_errors()
+        try:
+            buffer = ia.fetch(timeout=remaining_s)
+        except timeout_error as exc:
+            self._stats["timeouts"] += 1
+            raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s") from exc
+        except tuple(driver_errors) as exc:
+            self._lost(exc)
+            raise CameraDisconnected(f"{self.name}: device lost ({exc}); reconnecting") from exc
+        if buffer is None:  # harvesters drops buffers whose metadata it cannot read
+            self._stats["incomplete"] += 1
+        return buffer
+
+    def _frame_from(self, buffer: Any, received_ns: int) -> Frame | None:
+        components = buffer.payload.components if buffer.payload is not None else []
+        if not components:  # chunk-only or unknown payload: nothing to show
+            self._stats["incomplete"] += 1
+            return None
+        component = components[0]
+        self._frame_counter += 1
+        return Frame(
+            image=image_from_component(component),
+            camera=self.name,
+            frame_id=self._frame_id(buffer),
+            timestamp_ns=_timestamp_ns(buffer),
+            received_ns=received_ns,
+            pixel_format=component.data_format,
+        )
+
+    def _frame_id(self, buffer: Any) -> int:
+        try:
+            return int(buffer.module.frame_id)
+        except _driver_errors():
+            return self._frame_counter
+
+    # -- reconnect
+
+    def _lost(self, reason: object) -> None:
+        logger.warning("%s: device lost (%s); reopening in %.1f s", self.name, reason, self._reconnect_initial_s)
+        self._disconnect()
+        self._backoff_s = self._reconnect_initial_s
+        self._next_attempt_s = time.monotonic() + self._backoff_s
+
+    def _reconnect_before(self, deadline: float) -> None:
+        """Reopen the device if the next attempt falls before ``deadline``; else wait and raise."""
+        now = time.monotonic()
+        if self._next_attempt_s > deadline:
+            time.sleep(max(0.0, deadline - now))  # block like a timeout so callers do not spin
+            wait_s = self._next_attempt_s - time.monotonic()
+            raise CameraDisconnected(f"{self.name}: device is gone; next reconnect attempt in {wait_s:.1f} s")
+        time.sleep(max(0.0, self._next_attempt_s - now))
+        try:
+            self._connect(refresh=self._shared.users == 1)
+        except CameraError as exc:
+            self._backoff_s = min(self._backoff_s * 2, self._reconnect_max_s)
+            self._next_attempt_s = time.monotonic() + self._backoff_s
+            logger.warning("%s: reconnect failed (%s); next attempt in %.1f s", self.name, exc, self._backoff_s)
+            raise CameraDisconnected(f"{self.name}: reconnect failed; next attempt in {self._backoff_s:.1f} s") from exc
+        self._stats["reconnects"] += 1
+        self._backoff_s = self._reconnect_initial_s
+        logger.info("%s: reconnected", self.name)
+
+
+def _incomplete_counter(stats: dict[str, int]) -> Any:
+    """A harvesters Callback counting incomplete buffers (built here: its base class is in harvesters)."""
+    from harvesters.core import Callback
+
+    class _CountIncomplete(Callback):
+        def emit(self, context: Any = None) -> None:
+            stats["incomplete"] += 1
+
+    return _CountIncomplete()
+
+
+def _timestamp_ns(buffer: Any) -> int:
+    """Device timestamp in ns: GenTL's ns value, else ticks scaled by the tick rate, else 0."""
+    try:
+        return int(buffer.module.timestamp_ns)
+    except _driver_errors():
+        pass
+    try:
+        ticks = int(buffer.module.timestamp)
+        return ticks * 1_000_000_000 // int(buffer.timestamp_frequency)
+    except (*_driver_errors(), AttributeError, ZeroDivisionError):
+        return 0

@@ -1,0 +1,98 @@
+"""``ard-edge train`` and ``ard-edge eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ard_edge.cli._common import progress_bar
+
+_MODEL_OPTIONS = ("backbone", "attention", "image_size")
+
+
+@click.command()
+@click.option("--data", type=click.Path(path_type=Path), help="Dataset folder in MVTec AD layout (train/good is used).")
+@click.option("--out", type=click.Path(path_type=Path), help="Run folder for model.ckpt and the resume state.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML file with these settings; options override it.")
+@click.option("--backbone", help="Teacher: efficientnet_lite0 (default), resnet18, resnet34, resnet50, wide_resnet50_2.")
+@click.option("--teacher-weights", type=click.Path(path_type=Path), help="torchvision .pth/.safetensors weights for ResNet teachers.")
+@click.option("--random-teacher", is_flag=True, default=None, help="Use an untrained teacher (explicit opt-in).")
+@click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se, eca, cbam.")
+@click.option("--image-size", type=int, help="Square model input in pixels (multiple of 32). [256]")
+@click.option("--epochs", type=int, help="[50]")
+@click.option("--batch-size", type=int, help="[16]")
+@click.option("--lr", type=float, help="Adam learning rate. [0.005]")
+@click.option("--seed", type=int, help="[0]")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), help="[cpu]")
+@click.option("--false-reject-rate", type=float, help="Share of good parts allowed above the threshold. [0.005]")
+@click.option("--resume", is_flag=True, help="Continue from OUT/train_state.pt.")
+def train(config_file, resume, **options):
+    """Train an ARD model on the good images of --data."""
+    from ard_edge.config import from_dict, load_yaml
+    from ard_edge.training import TrainConfig, train as run_training
+
+    settings = load_yaml(config_file) if config_file else {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if key in _MODEL_OPTIONS:
+            settings.setdefault("model", {})[key] = value
+        else:
+            settings[key] = str(value) if isinstance(value, Path) else value
+    for required in ("data", "out"):
+        if required not in settings:
+            raise click.UsageError(f"--{required} is required (or set '{required}' in --config)")
+    config = from_dict(TrainConfig, settings)
+
+    bar = progress_bar(total=None, desc="teacher features", unit="batch")
+    epoch_shown = [-1]
+
+    def on_step(epoch: int, step: int, loss: float) -> None:
+        if epoch != epoch_shown[0]:
+            epoch_shown[0] = epoch
+            bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.4f}")
+
+    total_steps = config.epochs * _steps_per_epoch(config)
+    try:
+        result = run_training(config, resume, on_step, on_features_ready=lambda: bar.reset(total_steps))
+    finally:
+        bar.close()
+    state = "done" if result.completed else f"interrupted after {result.epochs_done} epochs (continue with --resume)"
+    click.echo(f"training {state} in {result.wall_s:.0f} s; final loss {result.final_loss:.4f}")
+    click.echo(
+        f"throughput: {result.train_images_per_s:.1f} images/s training steps, "
+        f"{result.end_to_end_images_per_s:.1f} images/s including the teacher pass "
+        f"({config.model.image_size} px, batch {config.batch_size}, {config.device})"
+    )
+    click.echo(f"threshold {result.threshold:.4f} (false-reject rate {config.false_reject_rate:.2%} on held-out good images)")
+    click.echo(f"checkpoint: {result.checkpoint}")
+
+
+def _steps_per_epoch(config) -> int:
+    from ard_edge.training._data import count_train_images
+
+    train_count = count_train_images(config.data, config.holdout_fraction)
+    return -(-train_count // config.batch_size)
+
+
+@click.command("eval")
+@click.option("--model", "checkpoint", required=True, type=click.Path(path_type=Path), help="RUN_DIR/model.ckpt")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="Dataset folder with test/ and ground_truth/.")
+@click.option("--out", type=click.Path(path_type=Path), help="Write the report as JSON here.")
+@click.option("--batch-size", type=int, default=16, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def evaluate(checkpoint, data, out, batch_size, device):
+    """Image AUROC, pixel AUROC, PRO and F1 at the stored threshold, per defect type."""
+    from ard_edge._io import write_json
+    from ard_edge.metrics import format_report_table
+    from ard_edge.training.evaluate import evaluate as run_eval
+
+    with progress_bar(total=None, desc="eval", unit="img") as bar:
+        report = run_eval(checkpoint, data, batch_size, device, on_batch=bar.update)
+    click.echo(format_report_table(report))
+    if out:
+        write_json(out, report)
+        click.echo(f"report: {out}")

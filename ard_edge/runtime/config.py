@@ -1,0 +1,97 @@
+"""``AppConfig``: the whole ``ard-edge.yaml``, one section per concern.
+
+Add a section by adding a field whose type is that concern's frozen dataclass (with a default),
+e.g. ``runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)``;
+:func:`ard_edge.config.from_dict` fills and validates it with dotted key paths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from ard_edge.camera.config import CameraConfig
+from ard_edge.config import check, from_dict, load_yaml
+from ard_edge.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("ard-edge.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeConfig:
+    """The ``runtime:`` section: how ``ard-edge run`` batches, decides and keeps evidence."""
+
+    # Inference batching.
+    batch: int = 1  # most frames per engine call; clipped to the engine's batch range
+    max_wait_ms: float = 5.0  # longest a partial batch waits for more frames (ms)
+    queue_size: int = 8  # frames held between two stages; free-run cameras drop the oldest beyond it
+
+    # Decisions.
+    error_is_reject: bool = True  # an ERROR (engine fault, bad frame) rejects the part: fail-safe
+    rotate_mb: float = 64.0  # decisions.jsonl rolls over to decisions.1.jsonl past this size (MB)
+
+    # Evidence images under <out>/fail (and <out>/pass).
+    save_pass_every: int = 0  # also keep every Nth PASS frame; 0 keeps none
+    min_free_disk_mb: float = 500.0  # below this free space, stop saving images (decisions go on)
+    evidence_queue_size: int = 16  # images waiting to be written; beyond it an image is skipped
+
+    # Start-up and reporting.
+    startup_timeout_s: float = 10.0  # wait for a first frame to check its channel count
+    status_interval_s: float = 1.0  # how often sinks get a live status
+    log_frames: bool = False  # one DEBUG log line per decision (noisy; for debugging only)
+
+    def validate(self, path: str = "") -> None:
+        """Check ranges; errors name the dotted key (``runtime.batch``)."""
+
+        def key(name: str) -> str:
+            return f"{path}.{name}" if path else f"runtime.{name}"
+
+        for name in ("batch", "queue_size", "evidence_queue_size"):
+            value = getattr(self, name)
+            check(value >= 1, key(name), f"must be >= 1, got {value}")
+        for name in ("max_wait_ms", "min_free_disk_mb"):
+            value = getattr(self, name)
+            check(value >= 0, key(name), f"must be >= 0, got {value}")
+        for name in ("rotate_mb", "startup_timeout_s", "status_interval_s"):
+            value = getattr(self, name)
+            check(value > 0, key(name), f"must be positive, got {value}")
+        check(self.save_pass_every >= 0, key("save_pass_every"), f"must be >= 0, got {self.save_pass_every}")
+
+
+@dataclasses.dataclass(frozen=True)
+class AppConfig:
+    """Everything ard-edge.yaml can hold; every section is optional."""
+
+    # alias -> camera; an alias is what `ard-edge run --source cam0` names.
+    cameras: dict[str, CameraConfig] = dataclasses.field(default_factory=dict)
+    # How `ard-edge run` batches, decides, logs and keeps evidence.
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+
+    def validate(self, path: str = "") -> None:
+        prefix = f"{path}.cameras" if path else "cameras"
+        for alias in self.cameras:
+            # folder:PATH and video:PATH are replay specs, so an alias cannot hold a colon.
+            check(isinstance(alias, str) and alias != "" and ":" not in alias, f"{prefix}.{alias}",
+                  "a camera alias must be a non-empty name without ':'")
+
+
+def load_app_config(path: Path | None) -> AppConfig:
+    """Read ard-edge.yaml.
+
+    Args:
+        path: the file to read, which must exist; None reads ``./ard-edge.yaml`` when it
+            exists and returns an empty config otherwise.
+
+    Raises:
+        ConfigError: missing explicit file, bad YAML, unknown key or bad value (the message
+            names the file and the dotted key, e.g. ``cameras.cam0.frame_rat``).
+    """
+    if path is None:
+        if not DEFAULT_CONFIG_PATH.is_file():
+            return AppConfig()
+        path = DEFAULT_CONFIG_PATH
+    data = load_yaml(path)
+    try:
+        return from_dict(AppConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc

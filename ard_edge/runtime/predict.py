@@ -1,0 +1,91 @@
+"""Score image files with any engine: decisions as JSON lines, heatmap overlays as PNG."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from ard_edge._io import atomic_open
+from ard_edge.data import IMAGE_EXTENSIONS, read_image, resize_image
+from ard_edge.engines.base import Engine, InputSpec
+from ard_edge.errors import DataError
+from ard_edge.runtime.heatmap import render_overlay, write_png
+
+PREDICTIONS_NAME = "predictions.jsonl"
+_DEFAULT_BATCH = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    path: str
+    score: float
+    normalized_score: float
+    verdict: str  # PASS or FAIL
+    heatmap: str
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Expand folders (sorted, image files only) and check that files exist."""
+    paths: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise DataError(f"input not found: {item}")
+    if not paths:
+        raise DataError("no images among the inputs (looked for " + ", ".join(IMAGE_EXTENSIONS) + ")")
+    return paths
+
+
+def frame_for_engine(image_rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """An RGB image as the engine's camera would deliver it: engine size, engine channels."""
+    import cv2
+
+    frame = resize_image(image_rgb, (spec.height, spec.width))
+    if spec.channels == 1:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
+    return frame
+
+
+def predict_files(
+    engine: Engine,
+    paths: list[Path],
+    out_dir: str | Path,
+    on_batch: Callable[[int], None] | None = None,
+) -> list[Prediction]:
+    """Run ``engine`` on ``paths``; write ``predictions.jsonl`` and ``heatmaps/*.png`` under ``out_dir``."""
+    out_dir = Path(out_dir)
+    spec = engine.input_spec
+    batch_size = spec.fixed_batch or _DEFAULT_BATCH
+    predictions: list[Prediction] = []
+    for start in range(0, len(paths), batch_size):
+        chunk = paths[start : start + batch_size]
+        frames = np.stack([frame_for_engine(read_image(p), spec) for p in chunk])
+        result = engine.infer(_pad(frames, batch_size) if spec.fixed_batch else frames)
+        for i, path in enumerate(chunk):
+            heatmap = out_dir / "heatmaps" / f"{start + i:05d}_{path.stem}.png"
+            write_png(heatmap, render_overlay(frames[i], result.anomaly_map[i, 0], engine.threshold))
+            predictions.append(Prediction(
+                str(path), float(result.score[i]), float(result.normalized_score[i]),
+                "FAIL" if result.is_anomalous[i] else "PASS", str(heatmap),
+            ))
+        if on_batch:
+            on_batch(len(chunk))
+    with atomic_open(out_dir / PREDICTIONS_NAME) as handle:
+        for prediction in predictions:
+            handle.write(json.dumps(dataclasses.asdict(prediction)) + "\n")
+    return predictions
+
+
+def _pad(frames: np.ndarray, batch_size: int) -> np.ndarray:
+    """Fill a fixed-batch engine's last batch with black frames (their results are dropped)."""
+    missing = batch_size - len(frames)
+    if missing <= 0:
+        return frames
+    return np.concatenate([frames, np.zeros((missing, *frames.shape[1:]), frames.dtype)])
