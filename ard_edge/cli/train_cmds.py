@@ -45,21 +45,11 @@ def train(config_file, resume, **options):
             raise click.UsageError(f"--{required} is required (or set '{required}' in --config)")
     config = from_dict(TrainConfig, settings)
 
-    bar = progress_bar(total=None, desc="teacher features", unit="batch")
-    epoch_shown = [-1]
-
-    def on_step(epoch: int, step: int, loss: float) -> None:
-        if epoch != epoch_shown[0]:
-            epoch_shown[0] = epoch
-            bar.set_description(f"epoch {epoch + 1}/{config.epochs}")
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}")
-
-    total_steps = config.epochs * _steps_per_epoch(config)
+    progress = _TrainBars(config.epochs, _steps_per_epoch(config))
     try:
-        result = run_training(config, resume, on_step, on_features_ready=lambda: bar.reset(total_steps))
+        result = run_training(config, resume, progress)
     finally:
-        bar.close()
+        progress.close()
     state = "done" if result.completed else f"interrupted after {result.epochs_done} epochs (continue with --resume)"
     click.echo(f"training {state} in {result.wall_s:.0f} s; final loss {result.final_loss:.4f}")
     click.echo(
@@ -69,6 +59,36 @@ def train(config_file, resume, **options):
     )
     click.echo(f"threshold {result.threshold:.4f} (false-reject rate {config.false_reject_rate:.2%} on held-out good images)")
     click.echo(f"checkpoint: {result.checkpoint}")
+    if not result.completed:
+        raise SystemExit(130)  # the conventional status of a run stopped by Ctrl-C
+
+
+class _TrainBars:
+    """Two tqdm bars, each drawn only once its phase starts (errors before that print alone)."""
+
+    def __init__(self, epochs: int, steps_per_epoch: int):
+        self.epochs, self.total_steps = epochs, epochs * steps_per_epoch
+        self.features_bar = self.train_bar = None
+        self.epoch_shown = -1
+
+    def features(self, done: int, total: int) -> None:
+        if self.features_bar is None:
+            self.features_bar = progress_bar(total, "teacher features", "img")
+        self.features_bar.update(done - self.features_bar.n)
+
+    def step(self, epoch: int, step: int, loss: float) -> None:
+        if self.train_bar is None:
+            self.train_bar = progress_bar(self.total_steps, "train", "batch", initial=epoch * (self.total_steps // self.epochs))
+        if epoch != self.epoch_shown:
+            self.epoch_shown = epoch
+            self.train_bar.set_description(f"epoch {epoch + 1}/{self.epochs}", refresh=False)
+        self.train_bar.update(1)
+        self.train_bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+
+    def close(self) -> None:
+        for bar in (self.features_bar, self.train_bar):
+            if bar is not None:
+                bar.close()
 
 
 def _steps_per_epoch(config) -> int:

@@ -6,9 +6,8 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -29,7 +28,14 @@ STATE_NAME = "train_state.pt"
 # Teacher features are cached when they fit in this much memory; else computed every step.
 _FEATURE_CACHE_LIMIT_BYTES = 4 << 30
 
-StepCallback = Callable[[int, int, float], None]  # (epoch, step_in_epoch, loss)
+
+
+class TrainProgress(Protocol):
+    """What the trainer reports while it works (the CLI draws bars from it)."""
+
+    def features(self, done: int, total: int) -> None: ...  # teacher pass, images
+
+    def step(self, epoch: int, step: int, loss: float) -> None: ...  # after each optimizer step
 
 
 @dataclasses.dataclass
@@ -44,17 +50,8 @@ class TrainResult:
     wall_s: float
 
 
-def train(
-    config: TrainConfig,
-    resume: bool = False,
-    on_step: StepCallback | None = None,
-    on_features_ready: Callable[[], None] | None = None,
-) -> TrainResult:
-    """Train per ``config``; Ctrl-C stops after writing a usable checkpoint.
-
-    ``on_step`` is called after every optimizer step, ``on_features_ready`` once the teacher's
-    features are cached (before the first step).
-    """
+def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | None = None) -> TrainResult:
+    """Train per ``config``; Ctrl-C stops after writing a usable checkpoint."""
     started = time.perf_counter()
     device = _device(config.device)
     torch.manual_seed(config.seed)
@@ -66,13 +63,10 @@ def train(
     start_epoch = _resume(config, model, optimizer, generator) if resume else 0
 
     cache_started = time.perf_counter()
-    features = _teacher_features(model, data.train, config.batch_size, device)
+    features = _teacher_features(model, data.train, config.batch_size, device, progress)
     cache_s = time.perf_counter() - cache_started
-    if on_features_ready:
-        on_features_ready()
 
     steps = -(-len(data.train) // config.batch_size)
-    on_step = on_step or (lambda *_: None)
     epoch, loss_value, completed = start_epoch, float("nan"), False
     loop_started = time.perf_counter()
     images_seen = 0
@@ -84,7 +78,8 @@ def train(
                 index = order[step * config.batch_size : (step + 1) * config.batch_size]
                 loss_value = _train_step(model, optimizer, features, data.train, index, device)
                 images_seen += len(index)
-                on_step(epoch, step, loss_value)
+                if progress:
+                    progress.step(epoch, step, loss_value)
             _save_state(config.out / STATE_NAME, model, optimizer, generator, epoch + 1)
         else:
             epoch = config.epochs
@@ -149,17 +144,18 @@ def _train_step(model, optimizer, features, images, index, device) -> float:
 
 
 @torch.no_grad()
-def _teacher_features(model: ARDModel, images: torch.Tensor, batch_size: int, device) -> list[torch.Tensor] | None:
+def _teacher_features(model: ARDModel, images: torch.Tensor, batch_size: int, device, progress) -> list[torch.Tensor] | None:
     """The frozen teacher's taps for every training image, computed once (no augmentation in RD)."""
     probe = model.teacher(model.preprocess(images[:1].to(device)))
     per_image = sum(f[0].numel() * f.element_size() for f in probe)
     if per_image * len(images) > _FEATURE_CACHE_LIMIT_BYTES:
         log.info("teacher features do not fit the cache; computing them every step")
         return None
-    chunks = [
-        model.teacher(model.preprocess(images[i : i + batch_size].to(device)))
-        for i in range(0, len(images), batch_size)
-    ]
+    chunks = []
+    for start in range(0, len(images), batch_size):
+        chunks.append(model.teacher(model.preprocess(images[start : start + batch_size].to(device))))
+        if progress:
+            progress.features(min(start + batch_size, len(images)), len(images))
     return [torch.cat([c[k] for c in chunks]).cpu() for k in range(len(probe))]
 
 

@@ -1,0 +1,120 @@
+"""``ard-edge build-engine``: ONNX -> TensorRT plan or ONNX Runtime-optimized graph, with sidecar."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+
+from ard_edge.errors import ConfigError
+
+_SPINNER = "|/-\\"
+
+
+class _TqdmProgress:
+    """Draws build progress on stderr: a bar per TensorRT phase, or a spinner with elapsed time."""
+
+    def __init__(self):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._bars: dict[str, object] = {}
+        self._depth: dict[str, int] = {}
+        self._spinner = None
+        self._lock = threading.Lock()  # TensorRT calls back from its own threads
+
+    def phase_start(self, name, parent, num_steps):
+        with self._lock:
+            depth = self._depth.get(parent, -1) + 1 if parent else 0
+            self._depth[name] = depth
+            self._bars[name] = self._tqdm(
+                total=num_steps, desc=("  " * depth) + name, position=depth, leave=depth == 0, unit="step",
+                dynamic_ncols=True,
+            )
+
+    def step(self, name, step):
+        with self._lock:
+            bar = self._bars.get(name)
+            if bar is not None:
+                bar.n = step + 1
+                bar.refresh()
+        return True
+
+    def phase_finish(self, name):
+        with self._lock:
+            bar = self._bars.pop(name, None)
+            self._depth.pop(name, None)
+            if bar is not None:
+                bar.n = bar.total or bar.n
+                bar.close()
+
+    def tick(self, elapsed_s):
+        with self._lock:
+            if self._spinner is None:
+                self._spinner = self._tqdm(total=None, bar_format="{desc}", dynamic_ncols=True)
+            frame = _SPINNER[int(elapsed_s * 4) % len(_SPINNER)]
+            self._spinner.set_description_str(f"{frame} building ({elapsed_s:.0f} s)")
+
+    def close(self):
+        with self._lock:
+            for bar in self._bars.values():
+                bar.close()
+            self._bars.clear()
+            if self._spinner is not None:
+                self._spinner.close()
+                self._spinner = None
+
+
+@click.command("build-engine")
+@click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="FILE", help="ard-edge ONNX export (fp32, or int8 Q/DQ from ard-edge calibrate).")
+@click.option("--precision", default="fp32", metavar="fp32|fp16|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data.")
+@click.option("--out", "out_path", type=click.Path(path_type=Path), metavar="FILE", help="Engine to write, e.g. engines/NAME.engine (sidecar: FILE.json).")
+@click.option("--target", default="auto", metavar="auto|tensorrt|onnxruntime", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else ONNX Runtime.")
+@click.option("--calibration-data", type=click.Path(path_type=Path), metavar="DIR", help="Good images to calibrate an fp32 ONNX for int8.")
+@click.option("--batch", "batch_text", metavar="MIN:OPT:MAX", help="Batch range of a dynamic-batch ONNX (default 1:1:1); a fixed export's batch otherwise.")
+@click.option("--workspace", metavar="SIZE", help="TensorRT workspace limit, e.g. 512M or 2G.")
+@click.option("--dla", "dla_core", type=int, metavar="CORE", help="Jetson DLA core (fp16/int8), falling back to the GPU per layer.")
+@click.option("--timing-cache", type=click.Path(path_type=Path), metavar="FILE", help="TensorRT timing cache: loaded if present, saved after the build.")
+@click.option("--max-auroc-drop", type=float, default=0.01, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
+@click.option("--min-agreement", type=float, default=0.99, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
+@click.option("--calibration-images", type=int, default=256, show_default=True, help="Images used for calibration.")
+def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
+                 timing_cache, max_auroc_drop, min_agreement, calibration_images):
+    """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model."""
+    import dataclasses
+
+    from ard_edge.engines.build import BuildRequest, check_request, choose_target, parse_batch_range
+    from ard_edge.engines.build import build_engine as build
+
+    if onnx_path is None or out_path is None:
+        raise ConfigError("build-engine needs --onnx FILE and --out FILE (e.g. --out engines/NAME.engine)")
+    request = BuildRequest(
+        onnx=onnx_path,
+        out=out_path,
+        precision=precision,
+        target=target,
+        calibration_data=calibration_data,
+        batch=parse_batch_range(batch_text) if batch_text is not None else None,
+        workspace=workspace,
+        dla_core=dla_core,
+        timing_cache=timing_cache,
+        max_auroc_drop=max_auroc_drop,
+        min_agreement=min_agreement,
+        calibration_images=calibration_images,
+    )
+    check_request(request)  # everything cheap first: probing TensorRT loads CUDA
+    chosen, reason = choose_target(target)
+    click.echo(f"target: {chosen} ({reason})")
+    progress = _TqdmProgress()
+    try:
+        sidecar = build(dataclasses.replace(request, target=chosen), progress=progress, target_reason=reason)
+    finally:
+        progress.close()
+    batch = sidecar["batch"]
+    size_mb = sidecar["engine"]["bytes"] / 1e6
+    click.echo(
+        f"wrote {out_path} ({sidecar['backend']}, {sidecar['precision']}, batch "
+        f"{batch['min']}:{batch['opt']}:{batch['max']}, {size_mb:.1f} MB, {sidecar['build']['time_s']:.1f} s) "
+        f"and {out_path}.json"
+    )

@@ -1,0 +1,304 @@
+"""Mixed-precision FP16 ONNX: float16 network, float32 input prologue and anomaly-map tail.
+
+TensorRT 11 removed the FP16 builder flag (networks are strongly typed: a tensor's precision is
+the one the ONNX declares), and on TensorRT 10 a strongly typed network is the way to say which
+layers must stay in float32. So FP16 engines are built from an ONNX whose convolutions and
+weights are float16, with Cast nodes at two boundaries kept in float32:
+
+* the prologue: uint8 frames -> float, channel expansion, mean/std normalization. It works on
+  raw pixel values (0..255, products with the scale), cheap and better exact.
+* the tail: the cosine similarity between teacher and student features, upsampling, sum,
+  Gaussian blur, max score, normalized score and decision. The squared feature norms summed
+  over hundreds of channels overflow float16 (max 65504) on real features, and the decision
+  compares the score with a threshold to the last digit, so all of it stays float32.
+
+The conversion itself is ONNX Runtime's float16 converter
+(``onnxruntime.transformers.float16``, shipped in the onnxruntime wheel) with a node block list;
+this module only chooses the block list and tidies the result.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ard_edge.engines.metadata import onnx_metadata, set_onnx_metadata
+from ard_edge.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+# Ops whose output combines or squares feature channels: where the anomaly-map tail begins.
+# torch exports F.cosine_similarity as Mul -> ReduceSum (x.y, |x|^2, |y|^2) at opset 17; other
+# exporters use the fused reductions, which square internally.
+_SQUARING_REDUCTIONS = ("ReduceSumSquare", "ReduceL2", "LpNormalization")
+# The first weighted layer ends the input prologue.
+_WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+_FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
+
+
+def _cast_to(node) -> int | None:
+    for attr in node.attribute:
+        if attr.name == "to":
+            return attr.i
+    return None
+
+
+def _consumers(graph) -> dict[str, list]:
+    table: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            table.setdefault(name, []).append(node)
+    return table
+
+
+def _downstream(seeds: Iterable, consumers: dict[str, list], stop_ops: tuple[str, ...] = ()) -> set[str]:
+    """Names of ``seeds`` and every node fed by them, not entering nodes of ``stop_ops``."""
+    found: set[str] = set()
+    stack = list(seeds)
+    while stack:
+        node = stack.pop()
+        if node.name in found or node.op_type in stop_ops:
+            continue
+        found.add(node.name)
+        for name in node.output:
+            stack.extend(consumers.get(name, ()))
+    return found
+
+
+def tail_nodes(graph) -> set[str]:
+    """Node names of the anomaly-map tail.
+
+    Rule: the tail starts at the first ops that combine feature channels with a square or a
+    product summed over channels (``Mul`` feeding ``ReduceSum``, or a squaring reduction), and
+    is everything downstream of them. Walking forward from there rather than matching names
+    keeps working whatever the teacher, the scales or the exporter's node naming; if some
+    teacher block used the same pattern, more of the graph would stay float32, which is slower
+    but never wrong.
+    """
+    producers = {name: node for node in graph.node for name in node.output}
+    seeds = [node for node in graph.node if node.op_type in _SQUARING_REDUCTIONS]
+    for node in graph.node:
+        if node.op_type == "ReduceSum" and node.input and node.input[0] in producers:
+            source = producers[node.input[0]]
+            if source.op_type == "Mul":
+                seeds.append(source)
+    if not seeds:
+        raise EngineError(
+            "cannot find the anomaly-map tail (no channel-wise product/square reductions): "
+            "is this an ard-edge export?"
+        )
+    tail = _downstream(seeds, _consumers(graph))
+    produced_by_tail = {name for node in graph.node if node.name in tail for name in node.output}
+    stray = [out.name for out in graph.output if out.name not in produced_by_tail]
+    if stray:
+        raise EngineError(f"outputs {stray} are not computed by the anomaly-map tail: is this an ard-edge export?")
+    return tail
+
+
+def prologue_nodes(graph) -> set[str]:
+    """Node names between the graph inputs and the first weighted layer (Conv, Gemm, ...)."""
+    consumers = _consumers(graph)
+    seeds = [node for inp in graph.input for node in consumers.get(inp.name, ())]
+    return _downstream(seeds, consumers, stop_ops=_WEIGHTED_OPS)
+
+
+def float32_nodes(graph) -> set[str]:
+    """Every node kept in float32: prologue, tail, and the Constants only they consume.
+
+    The Constants matter: the converter turns every Constant it is not told to skip into float16,
+    which would round the blur kernel and the normalization constants even though the ops using
+    them run in float32.
+    """
+    keep = tail_nodes(graph) | prologue_nodes(graph)
+    consumers = _consumers(graph)
+    for node in graph.node:
+        if node.op_type == "Constant":
+            users = [user for name in node.output for user in consumers.get(name, ())]
+            if users and all(user.name in keep for user in users):
+                keep.add(node.name)
+    return keep
+
+
+def _name_unnamed_nodes(graph) -> None:
+    # The converter's block list is by node name; exporters may leave names empty.
+    taken = {node.name for node in graph.node}
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            name = f"ard_edge_node_{index}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+
+
+def _fold_round_trips(graph, float32_nodes: set[str]) -> int:
+    """Remove ``Cast(to=float)(Cast(to=float16)(x))`` where ``x`` is float32.
+
+    The converter casts every blocked node's output to float16 and back before the next blocked
+    node, so inside the float32 tail each value would still be rounded to float16. Reading ``x``
+    directly keeps the tail truly float32 (and the pattern-based :func:`tail_nodes` finds it
+    again in the converted graph).
+    """
+    float32_values = {name for node in graph.node if node.name in float32_nodes for name in node.output}
+    float32_values |= {inp.name for inp in graph.input if inp.type.tensor_type.elem_type == _FLOAT}
+    producers = {name: node for node in graph.node for name in node.output}
+    graph_outputs = {out.name for out in graph.output}
+    replace: dict[str, str] = {}
+    for node in graph.node:
+        if node.op_type != "Cast" or _cast_to(node) != _FLOAT:
+            continue
+        source = producers.get(node.input[0])
+        if source is None or source.op_type != "Cast" or _cast_to(source) != _FLOAT16:
+            continue
+        if source.input[0] not in float32_values:
+            continue
+        if node.output[0] in graph_outputs:
+            node.input[0] = source.input[0]  # keep the name the output must have: an identity Cast
+        else:
+            replace[node.output[0]] = source.input[0]
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            if name in replace:
+                node.input[index] = replace[name]
+    return len(replace)
+
+
+def _prune_dead_nodes(graph) -> None:
+    outputs = {out.name for out in graph.output}
+    while True:
+        used = {name for node in graph.node for name in node.input} | outputs
+        dead = [node for node in graph.node if not any(name in used for name in node.output)]
+        if not dead:
+            return
+        for node in dead:
+            graph.node.remove(node)
+
+
+def _toposort(graph) -> None:
+    # The converter appends its Cast nodes at the end; ONNX requires topological order.
+    available = {inp.name for inp in graph.input} | {init.name for init in graph.initializer} | {""}
+    ordered, pending = [], list(graph.node)
+    while pending:
+        waiting = []
+        for node in pending:
+            if all(name in available for name in node.input):
+                ordered.append(node)
+                available.update(node.output)
+            else:
+                waiting.append(node)
+        if len(waiting) == len(pending):
+            raise EngineError(f"float16 conversion left {len(waiting)} nodes with undefined inputs")
+        pending = waiting
+    del graph.node[:]
+    graph.node.extend(ordered)
+
+
+def convert_to_fp16(model) -> Any:
+    """Return a mixed-precision copy of the ard-edge ONNX ``model`` (a ModelProto)."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = copy.deepcopy(model)
+    metadata = onnx_metadata(model)
+    if metadata.get("precision", "fp32") != "fp32":
+        raise EngineError(f"float16 conversion needs an fp32 export, this model is {metadata['precision']}")
+    _name_unnamed_nodes(model.graph)
+    keep = float32_nodes(model.graph)
+    try:
+        converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(keep))
+    except Exception as exc:  # the converter asserts and raises ValueError on odd graphs
+        raise EngineError(f"float16 conversion failed: {exc}") from exc
+    folded = _fold_round_trips(converted.graph, keep)
+    _prune_dead_nodes(converted.graph)
+    _toposort(converted.graph)
+    metadata = dict(metadata, precision="fp16", fp16={"float32_nodes": len(keep), "folded_casts": folded})
+    set_onnx_metadata(converted, metadata)
+    try:
+        onnx.checker.check_model(converted)
+    except onnx.checker.ValidationError as exc:
+        raise EngineError(f"float16 conversion produced an invalid graph: {exc}") from exc
+    log.info("fp16: %d of %d nodes kept float32, %d cast round trips removed", len(keep), len(model.graph.node), folded)
+    return converted
+
+
+def write_fp16_onnx(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Convert the ONNX file ``src`` and write it atomically to ``dst``; return its metadata."""
+    import onnx
+
+    from ard_edge._io import atomic_path
+
+    converted = convert_to_fp16(onnx.load(str(src)))
+    with atomic_path(dst) as tmp:
+        onnx.save(converted, str(tmp))
+    return onnx_metadata(converted)
+
+
+def _with_probe_outputs(model, names: list[str]):
+    import onnx
+
+    probe = copy.deepcopy(model)
+    present = {out.name for out in probe.graph.output}
+    for name in names:
+        if name not in present:
+            probe.graph.output.append(onnx.helper.make_tensor_value_info(name, _FLOAT, None))
+    return probe
+
+
+def compare_fp16(fp32_model, fp16_model, frames: np.ndarray) -> dict[str, Any]:
+    """Run both models with ONNX Runtime (CPU) on uint8 ``frames`` and report the differences.
+
+    Reports the largest absolute score and map errors, whether every decision is identical, and
+    whether the tail's inputs (the float16 features, cast to float32) and its channel sums
+    (squared norms, dot products) are all finite: an overflow shows up there first.
+    """
+    import onnxruntime as ort
+
+    tail = tail_nodes(fp16_model.graph)
+    by_name = {node.name: node for node in fp16_model.graph.node}
+    probes = [
+        out
+        for name in sorted(tail)
+        if by_name[name].op_type in ("ReduceSum", *_SQUARING_REDUCTIONS)
+        for out in by_name[name].output
+    ]
+    # The tail's inputs are the features as the float16 network hands them over (Cast to float).
+    producers = {out: node for node in fp16_model.graph.node for out in node.output}
+    seed_inputs = sorted(
+        {
+            inp
+            for name in tail
+            for inp in by_name[name].input
+            if inp in producers and producers[inp].name not in tail and producers[inp].op_type == "Cast"
+            and _cast_to(producers[inp]) == _FLOAT
+        }
+    )
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    reference = ort.InferenceSession(fp32_model.SerializeToString(), options, providers=providers)
+    probe_model = _with_probe_outputs(fp16_model, probes + seed_inputs)
+    candidate = ort.InferenceSession(probe_model.SerializeToString(), options, providers=providers)
+    feed = {reference.get_inputs()[0].name: frames}
+    names = [out.name for out in reference.get_outputs()]
+    want = dict(zip(names, reference.run(names, feed)))
+    got_all = dict(zip([o.name for o in candidate.get_outputs()], candidate.run(None, feed)))
+    features = [got_all[name] for name in seed_inputs]
+    sums = [got_all[name] for name in probes]
+    return {
+        "frames": int(len(frames)),
+        "max_score_error": float(np.max(np.abs(want["score"] - got_all["score"]))),
+        "max_map_error": float(np.max(np.abs(want["anomaly_map"] - got_all["anomaly_map"]))),
+        "decisions_identical": bool(np.array_equal(want["is_anomalous"], got_all["is_anomalous"])),
+        "decision_agreement": float(np.mean(want["is_anomalous"] == got_all["is_anomalous"])),
+        "features_finite": bool(all(np.isfinite(f).all() for f in features)),
+        "max_abs_feature": float(max((np.abs(f).max() for f in features), default=0.0)),
+        "channel_sums_finite": bool(all(np.isfinite(s).all() for s in sums)),
+        "outputs_finite": bool(np.isfinite(got_all["anomaly_map"]).all() and np.isfinite(got_all["score"]).all()),
+        "probed_features": len(features),
+        "probed_channel_sums": len(sums),
+    }
