@@ -78,6 +78,8 @@ class _TrainBars:
 
     def step(self, epoch: int, step: int, loss: float) -> None:
         if self.train_bar is None:
+            if self.features_bar is not None:
+                self.features_bar.close()
             self.train_bar = progress_bar(self.total_steps, "train", "batch", initial=epoch * (self.total_steps // self.epochs))
         if epoch != self.epoch_shown:
             self.epoch_shown = epoch
