@@ -8,7 +8,7 @@ import click
 
 from ard_edge.cli._common import progress_bar
 
-_MODEL_OPTIONS = ("backbone", "attention", "image_size")
+_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width")
 
 
 @click.command()
@@ -20,6 +20,7 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size")
 @click.option("--random-teacher", is_flag=True, default=None, help="Use an untrained teacher (explicit opt-in).")
 @click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se, eca, cbam.")
 @click.option("--image-size", type=int, help="Square model input in pixels (multiple of 32). [256]")
+@click.option("--decoder-width", type=int, help="Student decoder channels as a multiple of the teacher's. [3]")
 @click.option("--epochs", type=int, help="[50]")
 @click.option("--batch-size", type=int, help="[16]")
 @click.option("--lr", type=float, help="Adam learning rate. [0.005]")

@@ -27,6 +27,9 @@ class ModelConfig:
     image_size: int = 256  # square model input, pixels
     bottleneck_blocks: int = 3
     decoder_blocks: int = 2  # residual blocks per decoder stage
+    # Decoder channels as a multiple of the teacher's: x3 cut the synthetic demo's loss from 1.19
+    # to 0.31 and raised its image AUROC from 0.58 to 0.80 (docs/results.md).
+    decoder_width: int = 3
 
     def validate(self, path: str = "model") -> None:
         check(self.backbone in TEACHERS, f"{path}.backbone", f"choose one of {', '.join(TEACHERS)}")
@@ -35,6 +38,7 @@ class ModelConfig:
               f"must be a multiple of 32 (the bottleneck's stride), got {self.image_size}")
         check(self.bottleneck_blocks >= 1, f"{path}.bottleneck_blocks", "must be >= 1")
         check(self.decoder_blocks >= 1, f"{path}.decoder_blocks", "must be >= 1")
+        check(self.decoder_width >= 1, f"{path}.decoder_width", "must be >= 1")
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -70,7 +74,9 @@ class ARDModel(nn.Module):
         self.preprocess = Preprocess(*config.normalization)
         self.teacher = teacher
         self.bottleneck = OneClassBottleneck(channels, config.attention, config.bottleneck_blocks)
-        self.decoder = StudentDecoder(self.bottleneck.out_channels, channels, config.decoder_blocks)
+        self.decoder = StudentDecoder(
+            self.bottleneck.out_channels, channels, config.decoder_blocks, config.decoder_width
+        )
         self.anomaly_map = AnomalyMap((config.image_size, config.image_size))
 
     def train(self, mode: bool = True) -> ARDModel:

@@ -35,21 +35,29 @@ class DecoderBlock(nn.Module):
 
 
 class StudentDecoder(nn.Module):
-    """Returns features with the teacher's channels at strides 4, 8, 16 (same order as the teacher)."""
+    """Returns features with the teacher's channels at strides 4, 8, 16 (same order as the teacher).
 
-    def __init__(self, in_channels: int, channels: tuple[int, int, int], blocks_per_stage: int = 2):
+    Stages run ``width`` times wider than the teacher (small teachers such as EfficientNet-Lite0
+    have too few channels for a decoder of that width to reconstruct them); a 1x1 projection
+    per stage brings the output back to the teacher's channels.
+    """
+
+    def __init__(self, in_channels: int, channels: tuple[int, int, int], blocks_per_stage: int = 2, width: int = 1):
         super().__init__()
-        stages, in_ch = [], in_channels
-        for out_ch in reversed(channels):
+        stages, projections, in_ch = [], [], in_channels
+        for teacher_ch in reversed(channels):
+            out_ch = teacher_ch * width
             blocks = [DecoderBlock(in_ch, out_ch, upsample=True)]
             blocks += [DecoderBlock(out_ch, out_ch, upsample=False) for _ in range(blocks_per_stage - 1)]
             stages.append(nn.Sequential(*blocks))
+            projections.append(nn.Identity() if width == 1 else nn.Conv2d(out_ch, teacher_ch, 1))
             in_ch = out_ch
         self.stages = nn.ModuleList(stages)
+        self.projections = nn.ModuleList(projections)
 
     def forward(self, embedding: torch.Tensor) -> list[torch.Tensor]:
         outputs, x = [], embedding
-        for stage in self.stages:
+        for stage, projection in zip(self.stages, self.projections):
             x = stage(x)
-            outputs.append(x)
+            outputs.append(projection(x))
         return outputs[::-1]
