@@ -1,0 +1,669 @@
+"""The streaming pipeline: capture -> preprocess -> inference -> outputs, one thread per stage.
+
+numpy, OpenCV and ONNX Runtime release the GIL, so the stages overlap: while the engine runs
+batch k, the next frames are fetched and resized. Bounded :class:`StageQueue` s sit between
+the stages. A free-running camera that outpaces inference loses its *oldest* waiting frames
+(counted, logged, never turned into decisions); a triggered camera loses nothing: full queues
+hold the capture thread back (backpressure) and a warning says so.
+
+Every frame that enters the pipeline leaves it as exactly one decision (PASS, FAIL or ERROR)
+or is counted as dropped, so ``frames_captured == decisions + dropped`` at the end of a run,
+including runs stopped by :meth:`Pipeline.stop` or ended by a camera fault.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ard_edge.camera.errors import CameraDisconnected, EndOfStream
+from ard_edge.camera.frames import Frame, FrameSource
+from ard_edge.engines.base import Engine, InferenceResult, InputSpec
+from ard_edge.errors import CameraError, CameraTimeout, ConfigError, EngineError
+from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
+from ard_edge.runtime.config import RuntimeConfig
+from ard_edge.runtime.decision import ERROR, FAIL, PASS, Decision, iso_utc
+from ard_edge.runtime.preprocess import Roi, channel_mismatch_message, crop_roi, prepare_frame
+from ard_edge.runtime.sinks.base import RunInfo, Sink
+from ard_edge.runtime.summary import (
+    LiveStatus,
+    RecentWindow,
+    Reservoir,
+    RunSummary,
+    empty_decisions,
+    latency_dict,
+)
+
+log = logging.getLogger(__name__)
+
+_JOIN_SLICE_S = 0.2  # join() waits in slices so the main thread still runs signal handlers
+_WARN_EVERY_S = 10.0  # repeat drop/backpressure warnings at most this often
+
+
+@dataclasses.dataclass
+class _Item:
+    """A frame on its way through the stages."""
+
+    frame: Frame
+    tensor: np.ndarray | None = None  # engine input (HxWxC), None when preprocessing failed
+    error: str | None = None  # why this frame cannot be inferred (bad frame)
+    ready_s: float = 0.0  # monotonic time it became ready for inference
+
+
+@dataclasses.dataclass
+class _Outcome:
+    """An inferred (or failed) item, ready to become a decision."""
+
+    item: _Item
+    result: InferenceResult | None
+    engine_ms: float | None
+    error: str | None = None
+
+
+class _Throttled:
+    """A warning that repeats at most every ``_WARN_EVERY_S``, with the count since it last spoke."""
+
+    def __init__(self, message: str):
+        self.message = message
+        self._pending = 0
+        self._last_s = -float("inf")
+
+    def hit(self, detail: str = "") -> None:
+        self._pending += 1
+        now = time.monotonic()
+        if now - self._last_s >= _WARN_EVERY_S:
+            log.warning("%s (%d since last report%s)", self.message, self._pending, detail)
+            self._pending = 0
+            self._last_s = now
+
+
+class _SwitchInterval:
+    """Shorten ``sys.setswitchinterval`` while at least one pipeline runs; restore it after the last.
+
+    Process-wide state, so it is reference-counted: two pipelines (two cameras) in one process
+    do not undo each other.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved_s = 0.0
+
+    @classmethod
+    def acquire(cls, interval_ms: float) -> bool:
+        if interval_ms <= 0:
+            return False
+        with cls._lock:
+            if cls._users == 0:
+                cls._saved_s = sys.getswitchinterval()
+            cls._users += 1
+            sys.setswitchinterval(min(sys.getswitchinterval(), interval_ms / 1000.0))
+        return True
+
+    @classmethod
+    def release(cls) -> None:
+        with cls._lock:
+            cls._users -= 1
+            if cls._users == 0:
+                sys.setswitchinterval(cls._saved_s)
+
+
+def batch_size_for(spec: InputSpec, requested: int) -> int:
+    """Frames per engine call: ``requested`` within the engine's range; a fixed-batch engine's size."""
+    if spec.fixed_batch is not None:
+        return spec.fixed_batch
+    size = max(requested, spec.min_batch)
+    return size if spec.max_batch is None else min(size, spec.max_batch)
+
+
+class Pipeline:
+    """Stream ``source`` through ``engine`` into ``sinks``.
+
+    Use it as a context manager, or call :meth:`start`, then :meth:`join` (which returns the
+    :class:`RunSummary`); :meth:`stop` from any thread ends acquisition and lets the frames in
+    flight drain to decisions. The pipeline closes its sinks when the run ends, and closes the
+    source only if it opened it.
+
+    Args:
+        source: a camera or replay (see :func:`ard_edge.camera.open_source`).
+        engine: an opened engine.
+        settings: the ``runtime:`` section; defaults when None.
+        sinks: where decisions go; none is fine (the summary still counts them).
+        max_frames: stop after this many captured frames.
+        duration_s: stop after this many seconds of streaming.
+        roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's
+            ``config.roi`` when it has one (GenICam cameras), else the whole frame.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        engine: Engine,
+        settings: RuntimeConfig | None = None,
+        sinks: Sequence[Sink] | None = None,
+        max_frames: int | None = None,
+        duration_s: float | None = None,
+        roi: Roi | None = None,
+    ):
+        if max_frames is not None and max_frames < 1:
+            raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
+        if duration_s is not None and not duration_s > 0:
+            raise ConfigError(f"duration_s must be positive, got {duration_s}")
+        self.source = source
+        self.engine = engine
+        self.settings = settings or RuntimeConfig()
+        self.sinks = list(sinks or [])
+        self.max_frames = max_frames
+        self.duration_s = duration_s
+        self.roi = tuple(roi) if roi is not None else getattr(getattr(source, "config", None), "roi", None)
+        self.batch_size = batch_size_for(engine.input_spec, self.settings.batch)
+        self.triggered = source.trigger_mode != "free_run"
+        self.drops_frames = drops_when_behind(source)
+        capacity = max(self.settings.queue_size, self.batch_size)
+        self._capture_q = StageQueue(capacity, self.drops_frames, "capture")
+        self._infer_q = StageQueue(capacity, self.drops_frames, "inference")
+        # Decisions are never dropped: inference waits for the outputs if they fall behind.
+        self._output_q = StageQueue(4 * capacity, False, "output")
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._exit = contextlib.ExitStack()
+        self._first_frame: Frame | None = None
+        self._summary: RunSummary | None = None
+        self._started = False
+        # Counters; each is written by one stage thread, except `dropped` (two, under the lock).
+        self._captured = 0
+        self._dropped = 0
+        self._decisions = empty_decisions()
+        self._rejects = 0
+        self._batches = 0
+        self._batched_frames = 0
+        self._latency = Reservoir()
+        self._overhead = Reservoir()
+        self._engine_ms = Reservoir()
+        self._recent_latency = RecentWindow()
+        self._recent_decisions = RecentWindow()
+        self._first_received_ns: int | None = None
+        self._last_decision_ns: int | None = None
+        self._started_s = 0.0
+        self._wall_offset_ns = 0
+        self._stop_reason = ""
+        self._error: str | None = None
+        self._disconnected = False
+        self._sink_failures: set[int] = set()
+        self._drop_warning = _Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
+        self._backpressure_warning = _Throttled(
+            f"{source.name}: triggered frames arrive faster than inference: holding the camera back"
+            " (no frame is dropped here; the camera's own buffers may overflow; add num_buffers or a faster engine)"
+        )
+
+    # -- lifecycle
+
+    def start(self) -> Pipeline:
+        """Open the source if needed, check it against the engine, start the stage threads.
+
+        Raises:
+            EngineError: the engine's channel count does not match the camera's frames.
+            CameraError: no frame within ``runtime.startup_timeout_s`` (free-running sources).
+            ConfigError: the ROI does not fit the frames.
+        """
+        if self._started:
+            raise RuntimeError("a Pipeline runs once; make a new one")
+        self._started = True
+        try:
+            self._prepare()
+        except BaseException:
+            self._exit.close()
+            raise
+        stages = [("capture", self._capture_loop), ("preprocess", self._preprocess_loop),
+                  ("inference", self._inference_loop), ("output", self._output_loop)]
+        for name, target in stages:
+            thread = threading.Thread(target=self._guarded, args=(name, target), name=f"ard-{name}", daemon=True)
+            self._threads.append(thread)
+        for thread in self._threads:
+            thread.start()
+        log.info("%s -> %s: streaming (batch %d, max wait %.1f ms, %s)", self.source.name, self.engine.name,
+                 self.batch_size, self.settings.max_wait_ms,
+                 "drop oldest when behind" if self.drops_frames else "backpressure, never drop")
+        return self
+
+    def stop(self) -> None:
+        """End acquisition; frames already captured still get their decisions. Safe from any thread."""
+        self._stop.set()
+
+    def join(self, timeout_s: float | None = None) -> RunSummary | None:
+        """Wait for the run to drain; return its summary, or None if ``timeout_s`` passed first."""
+        if not self._started:
+            raise RuntimeError("join() before start()")
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not self._done.is_set():
+            wait_s = _JOIN_SLICE_S if deadline is None else min(_JOIN_SLICE_S, deadline - time.monotonic())
+            if wait_s <= 0:
+                return None
+            self._done.wait(wait_s)
+        if self._summary is None:
+            for thread in self._threads:
+                thread.join()
+            self._exit.close()  # sinks (evidence drains here), then the source if we opened it
+            self._summary = self._build_summary()
+            log.info("run ended (%s): %s", self._summary.stop_reason, self._summary.lines()[1])
+        return self._summary
+
+    @property
+    def running(self) -> bool:
+        return self._started and not self._done.is_set()
+
+    def status(self) -> LiveStatus:
+        """A snapshot of the live counters, safe to call from any thread."""
+        now_s = time.monotonic()
+        latencies = self._recent_latency.values(now_s)
+        decided = self._recent_decisions.values(now_s)
+        window_s = min(self._recent_decisions.window_s, max(now_s - self._started_s, 1e-3))
+        p50, p99 = np.percentile(latencies, (50, 99)) if latencies.size else (float("nan"), float("nan"))
+        return LiveStatus(
+            camera=self.source.name,
+            elapsed_s=now_s - self._started_s,
+            frames_captured=self._captured,
+            decisions=dict(self._decisions),
+            dropped=self._dropped,
+            fps=decided.size / window_s,
+            latency_p50_ms=float(p50),
+            latency_p99_ms=float(p99),
+            backlog=len(self._capture_q) + len(self._infer_q) + len(self._output_q),
+        )
+
+    def __enter__(self) -> Pipeline:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+        self.join()
+
+    # -- start-up
+
+    def _prepare(self) -> None:
+        self._exit.callback(self._close_sinks)
+        if not self.source.is_open:
+            self.source.open()
+            self._exit.callback(self.source.close)
+        self._check_pixel_format()
+        if _SwitchInterval.acquire(self.settings.gil_switch_interval_ms):
+            self._exit.callback(_SwitchInterval.release)
+        # Warm up before the first frame is taken, so its latency does not carry first-call costs.
+        self.engine.warmup(2, batch=self.batch_size)
+        self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._started_s = time.monotonic()
+        if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
+            self._first_frame = self._probe_first_frame()
+        info = RunInfo(self.source.name, self.engine.name, self.engine.threshold, self.engine.input_spec,
+                       self.roi, self.settings)
+        for sink in self.sinks:
+            sink.on_start(info)
+
+    def _check_pixel_format(self) -> None:
+        """Refuse to start when the camera's configured (or current) pixel format has the wrong channel count."""
+        pixel_format = _pixel_format_of(self.source)
+        if pixel_format is None:
+            return
+        from ard_edge.camera.pixel_formats import channels_of
+
+        try:
+            channels = channels_of(pixel_format)
+        except CameraError:
+            return  # a format the camera layer cannot convert fails there, with its own message
+        if channels != self.engine.input_spec.channels:
+            raise EngineError(channel_mismatch_message(self.engine.input_spec.channels, channels, pixel_format))
+
+    def _probe_first_frame(self) -> Frame | None:
+        """Fetch one frame to check channels and ROI before streaming; it then enters the pipeline."""
+        deadline = time.monotonic() + self.settings.startup_timeout_s
+        while not self._stop.is_set():
+            try:
+                frame = self.source.fetch(timeout_s=max(0.05, min(1.0, deadline - time.monotonic())))
+                break
+            except (CameraTimeout, CameraDisconnected) as exc:
+                if time.monotonic() >= deadline:
+                    raise CameraError(f"{self.source.name}: no frame within {self.settings.startup_timeout_s:g} s"
+                                      f" of starting ({exc})") from exc
+            except EndOfStream:
+                return None
+        else:
+            return None
+        spec = self.engine.input_spec
+        if frame.image.ndim == 3 and frame.channels != spec.channels:
+            raise EngineError(channel_mismatch_message(spec.channels, frame.channels, frame.pixel_format))
+        try:
+            crop_roi(frame.image, self.roi)
+        except Exception as exc:
+            key = f"cameras.{self.source.name}.roi" if hasattr(self.source, "config") else "roi"
+            raise ConfigError(f"{key}: {exc}") from exc
+        return frame
+
+    def _close_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - one sink failing to flush must not keep the others open
+                log.exception("closing sink %s failed", type(sink).__name__)
+
+    # -- stages
+
+    def _guarded(self, name: str, target) -> None:
+        try:
+            target()
+        except BaseException:
+            log.exception("the %s stage crashed; stopping the run", name)
+            self._error = self._error or f"{name} stage crashed"
+            self._stop.set()
+            if name == "output":  # let the stages upstream finish instead of waiting on a full queue
+                while self._output_q.get() is not CLOSED:
+                    pass
+            raise
+        finally:
+            if name == "output":
+                self._done.set()
+
+    def _capture_loop(self) -> None:
+        reason = "stopped"
+        try:
+            if self._first_frame is not None:
+                self._admit(self._first_frame)
+                self._first_frame = None
+            while True:
+                limit = self._limit_reached()
+                if limit:
+                    reason = limit
+                    break
+                try:
+                    frame = self.source.fetch()  # the source's own timeout (camera: timeout_ms)
+                except CameraTimeout:
+                    continue  # counted by the camera; a triggered line is simply idle
+                except CameraDisconnected as exc:
+                    self._on_disconnected(exc)
+                    continue  # the camera layer reopens the device on later fetches, with backoff
+                except EndOfStream:
+                    reason = "end_of_stream"
+                    break
+                except Exception as exc:  # noqa: BLE001 - the source is unusable; drain what we have
+                    reason, self._error = "camera_error", self._describe_failure(exc)
+                    log.error("%s: acquisition failed, ending the run after the frames in flight: %s",
+                              self.source.name, self._error)
+                    break
+                self._admit(frame)
+        finally:
+            self._stop_reason = reason
+            self._capture_q.close()
+
+    def _describe_failure(self, exc: Exception) -> str:
+        message = str(exc) or type(exc).__name__
+        if not self.source.is_open:  # closed by another thread: its internals fail in odd ways
+            return f"the source was closed while streaming ({message})"
+        return message
+
+    def _limit_reached(self) -> str | None:
+        if self._stop.is_set():
+            return "stopped"
+        if self.max_frames is not None and self._captured >= self.max_frames:
+            return "max_frames"
+        if self.duration_s is not None and time.monotonic() - self._started_s >= self.duration_s:
+            return "duration"
+        return None
+
+    def _admit(self, frame: Frame) -> None:
+        if self._disconnected:
+            self._disconnected = False
+            log.warning("%s: frames are flowing again", self.source.name)
+        if self._first_received_ns is None:
+            self._first_received_ns = frame.received_ns
+        self._captured += 1
+        self._put(self._capture_q, frame)
+
+    def _put(self, queue: StageQueue, item) -> None:
+        if self.triggered and queue.full():
+            self._backpressure_warning.hit(f"; held back {queue.blocked_s:.1f} s so far at the {queue.name} queue")
+        evicted = queue.put(item)
+        if evicted is not None:
+            frame = evicted.frame if isinstance(evicted, _Item) else evicted
+            with self._lock:
+                self._dropped += 1
+            if self.settings.log_frames:
+                log.debug("%s: dropped frame %d", frame.camera, frame.frame_id)
+            self._drop_warning.hit()
+
+    def _on_disconnected(self, exc: Exception) -> None:
+        if not self._disconnected:
+            self._disconnected = True
+            log.warning("%s; frames already captured still get their decisions", exc)
+
+    def _preprocess_loop(self) -> None:
+        spec = self.engine.input_spec
+        try:
+            while (frame := self._capture_q.get()) is not CLOSED:
+                item = _Item(frame)
+                try:
+                    item.tensor = prepare_frame(frame, spec, self.roi)
+                except Exception as exc:  # noqa: BLE001 - a bad frame becomes an ERROR decision, not a crash
+                    item.error = str(exc) or type(exc).__name__
+                item.ready_s = time.monotonic()
+                self._put(self._infer_q, item)
+        finally:
+            self._infer_q.close()
+
+    def _inference_loop(self) -> None:
+        try:
+            closed = False
+            while not closed:
+                first = self._infer_q.get()
+                if first is CLOSED:
+                    break
+                batch, held, closed = self._collect_batch(first)
+                if batch:
+                    self._run_batch(batch)
+                if held is not None:  # a bad frame ends the batch so decisions keep capture order
+                    self._output_q.put(_Outcome(held, None, None))
+        finally:
+            self._output_q.close()
+
+    def _collect_batch(self, first: _Item) -> tuple[list[_Item], _Item | None, bool]:
+        """Gather up to ``batch_size`` ready items, waiting at most ``max_wait_ms`` after the first was ready.
+
+        Returns:
+            (items to infer, a bad item that ended the batch or None, whether the queue closed)
+        """
+        if first.error is not None:
+            return [], first, False
+        batch = [first]
+        deadline_s = first.ready_s + self.settings.max_wait_ms / 1000.0
+        while len(batch) < self.batch_size:
+            item = self._infer_q.get(timeout_s=max(0.0, deadline_s - time.monotonic()))
+            if item is EMPTY:
+                break
+            if item is CLOSED:
+                return batch, None, True
+            if item.error is not None:
+                return batch, item, False
+            batch.append(item)
+        return batch, None, False
+
+    def _run_batch(self, items: list[_Item]) -> None:
+        frames = np.stack([item.tensor for item in items])
+        spec = self.engine.input_spec
+        if len(frames) < spec.min_batch:  # a fixed-batch engine: pad with black frames, ignore their results
+            padding = np.zeros((spec.min_batch - len(frames), *frames.shape[1:]), frames.dtype)
+            frames = np.concatenate([frames, padding])
+        start = time.perf_counter()
+        try:
+            result = self.engine.infer(frames)
+        except Exception as exc:  # noqa: BLE001 - fail safe: the frames become ERROR decisions
+            message = f"engine failed on a batch of {len(items)}: {exc}"
+            log.warning("%s", message, exc_info=not isinstance(exc, EngineError))
+            for item in items:
+                self._output_q.put(_Outcome(item, None, None, message))
+            return
+        engine_ms = (time.perf_counter() - start) * 1000.0
+        self._engine_ms.add(engine_ms)
+        self._batches += 1
+        self._batched_frames += len(items)
+        for index, item in enumerate(items):
+            self._output_q.put(_Outcome(item, result[index], engine_ms))
+
+    def _output_loop(self) -> None:
+        interval_s = self.settings.status_interval_s
+        next_status_s = time.monotonic() + interval_s
+        while True:
+            outcome = self._output_q.get(timeout_s=max(0.0, next_status_s - time.monotonic()))
+            if outcome is CLOSED:
+                break
+            if outcome is not EMPTY:
+                self._decide(outcome)
+            now_s = time.monotonic()
+            if now_s >= next_status_s:
+                self._publish_status()
+                next_status_s = now_s + interval_s
+        self._publish_status()
+
+    def _decide(self, outcome: _Outcome) -> None:
+        frame = outcome.item.frame
+        error = outcome.item.error or outcome.error
+        result = None if error else outcome.result
+        decided_ns = time.monotonic_ns()
+        latency_ms = (decided_ns - frame.received_ns) / 1e6
+        if result is None:
+            verdict, score, normalized = ERROR, None, None
+        else:
+            verdict = FAIL if bool(result.is_anomalous[0]) else PASS
+            score, normalized = float(result.score[0]), float(result.normalized_score[0])
+        reject = verdict == FAIL or (verdict == ERROR and self.settings.error_is_reject)
+        decision = Decision(
+            frame_id=frame.frame_id, camera=frame.camera, timestamp=frame.timestamp_ns,
+            received=iso_utc(frame.received_ns + self._wall_offset_ns), score=score, normalized_score=normalized,
+            verdict=verdict, latency_ms=round(latency_ms, 3), engine=self.engine.name, reject=reject,
+            engine_ms=None if result is None else round(outcome.engine_ms, 3), source=frame.source, error=error,
+        )
+        self._record(decision, decided_ns, outcome.engine_ms if result is not None else None)
+        if self.settings.log_frames:
+            log.debug("%s #%d: %s score=%s latency=%.2f ms", frame.camera, frame.frame_id, verdict, score, latency_ms)
+        for sink in self.sinks:
+            try:
+                sink.on_decision(decision, frame, result)
+            except Exception:  # noqa: BLE001 - one broken output must not stop decisions reaching the others
+                self._sink_failed(sink)
+
+    def _record(self, decision: Decision, decided_ns: int, engine_ms: float | None) -> None:
+        self._decisions[decision.verdict] += 1
+        self._rejects += decision.reject
+        self._latency.add(decision.latency_ms)
+        if engine_ms is not None:
+            self._overhead.add(decision.latency_ms - engine_ms)
+        now_s = decided_ns / 1e9
+        self._recent_latency.add(now_s, decision.latency_ms)
+        self._recent_decisions.add(now_s, 1.0)
+        self._last_decision_ns = decided_ns
+
+    def _publish_status(self) -> None:
+        if not self.sinks:
+            return
+        status = self.status()
+        for sink in self.sinks:
+            try:
+                sink.on_status(status)
+            except Exception:  # noqa: BLE001 - same as on_decision
+                self._sink_failed(sink)
+
+    def _sink_failed(self, sink: Sink) -> None:
+        if id(sink) not in self._sink_failures:  # the first traceback says it all; don't flood the log
+            self._sink_failures.add(id(sink))
+            log.exception("sink %s failed (decisions go on; further failures of this sink are not logged)",
+                          type(sink).__name__)
+
+    # -- summary
+
+    def _build_summary(self) -> RunSummary:
+        camera_stats = self.source.stats
+        sink_stats: dict[str, int] = {}
+        for sink in self.sinks:
+            sink_stats.update(sink.stats())
+        decided = sum(self._decisions.values())
+        span_s = 0.0
+        if self._first_received_ns is not None and self._last_decision_ns is not None:
+            span_s = (self._last_decision_ns - self._first_received_ns) / 1e9
+        overhead = self._overhead.percentiles(50, 99)
+        return RunSummary(
+            frames_captured=self._captured,
+            decisions=dict(self._decisions),
+            dropped=self._dropped,
+            latency_ms=latency_dict(self._latency),
+            engine_ms_p50=self._engine_ms.percentiles(50)[0],
+            throughput_fps=decided / span_s if span_s > 0 else 0.0,
+            wall_s=time.monotonic() - self._started_s,
+            camera=self.source.name,
+            engine=self.engine.name,
+            timeouts=camera_stats.get("timeouts", 0),
+            incomplete=camera_stats.get("incomplete", 0),
+            reconnects=camera_stats.get("reconnects", 0),
+            evidence_saved=sink_stats.get("evidence_saved", 0),
+            evidence_skipped=sink_stats.get("evidence_skipped", 0),
+            rejects=self._rejects,
+            overhead_ms={"p50": overhead[0], "p99": overhead[1], "max": self._overhead.max},
+            batches=self._batches,
+            mean_batch=self._batched_frames / self._batches if self._batches else 0.0,
+            backpressure_s=self._capture_q.blocked_s + self._infer_q.blocked_s,
+            stop_reason=self._stop_reason,
+            error=self._error,
+            sink_stats=sink_stats,
+        )
+
+
+def drops_when_behind(source: FrameSource) -> bool:
+    """Whether frames must be dropped when inference falls behind, rather than the source held back.
+
+    Only a free-running camera keeps producing whether or not we keep up; triggered frames are
+    parts on the line (never dropped), and an unpaced replay (``fps`` None) simply waits for us.
+    A paced replay stands in for a free-running camera, so it drops like one.
+    """
+    if source.trigger_mode != "free_run":
+        return False
+    return getattr(source, "fps", "camera") is not None
+
+
+def _pixel_format_of(source: FrameSource) -> str | None:
+    """The pixel format a camera is set to deliver: its config, else its PixelFormat node; None for replays."""
+    config = getattr(source, "config", None)
+    if getattr(config, "pixel_format", None):
+        return config.pixel_format
+    try:
+        return str(source.node_map.PixelFormat.value)
+    except Exception:  # noqa: BLE001 - no node map (replay) or no such node: check the first frame instead
+        return None
+
+
+def run_pipeline(
+    source: FrameSource,
+    engine: Engine,
+    settings: RuntimeConfig | None = None,
+    sinks: list[Sink] | None = None,
+    max_frames: int | None = None,
+    duration_s: float | None = None,
+    roi: Roi | None = None,
+) -> RunSummary:
+    """Run ``source`` through ``engine`` until ``max_frames``, ``duration_s``, the end of a replay,
+    or :meth:`Pipeline.stop`; return the summary. See :class:`Pipeline` for the arguments.
+
+    With neither limit on a camera, the run goes on until another thread stops it; on
+    KeyboardInterrupt the frames in flight still drain to decisions before it propagates.
+    """
+    pipeline = Pipeline(source, engine, settings, sinks, max_frames, duration_s, roi)
+    pipeline.start()
+    try:
+        summary = pipeline.join()
+    finally:
+        pipeline.stop()
+        summary = pipeline.join()
+    return summary

@@ -1,0 +1,149 @@
+"""Evidence images: each FAIL frame (and optionally every Nth PASS) as PNG plus its heatmap overlay.
+
+PNG encoding takes milliseconds per frame, so it runs on this sink's own thread behind a
+bounded queue: when the queue is full the image is skipped and counted, and the decision,
+which the pipeline has already published, is never held up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ard_edge.runtime.decision import FAIL, PASS
+from ard_edge.runtime.heatmap import render_overlay, write_png
+from ard_edge.runtime.preprocess import crop_roi
+from ard_edge.runtime.sinks.base import RunInfo, Sink
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_MB = 1_000_000
+_STOP = object()
+
+
+class EvidenceSaver(Sink):
+    """Write ``out_dir/fail/<when>_<camera>_<frame>.png`` and ``..._heatmap.png`` (``pass/`` likewise).
+
+    Args:
+        out_dir: run output folder.
+        save_pass_every: keep every Nth PASS frame too; 0 keeps none.
+        min_free_disk_mb: below this free space on ``out_dir``'s disk, skip images (one warning).
+        queue_size: images waiting to be written before new ones are skipped.
+    """
+
+    def __init__(self, out_dir: str | Path, save_pass_every: int = 0, min_free_disk_mb: float = 500.0,
+                 queue_size: int = 16):
+        self.out_dir = Path(out_dir)
+        self.save_pass_every = save_pass_every
+        self.min_free_bytes = int(min_free_disk_mb * BYTES_PER_MB)
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._threshold = 0.0
+        self._roi: tuple[int, int, int, int] | None = None
+        self._passes_seen = 0
+        self._counts = {"evidence_saved": 0, "evidence_skipped_queue_full": 0,
+                        "evidence_skipped_disk_floor": 0, "evidence_skipped_write_error": 0}
+        self._disk_low = False
+        self._warned: set[str] = set()
+        self._thread: threading.Thread | None = None
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    @classmethod
+    def from_settings(cls, out_dir: str | Path, settings) -> EvidenceSaver:
+        """Build from a :class:`~ard_edge.runtime.config.RuntimeConfig`."""
+        return cls(out_dir, settings.save_pass_every, settings.min_free_disk_mb, settings.evidence_queue_size)
+
+    def on_start(self, run: RunInfo) -> None:
+        self._threshold = run.threshold
+        self._roi = run.roi
+        self._thread = threading.Thread(target=self._worker, name="ard-evidence", daemon=True)
+        self._thread.start()
+
+    def on_decision(self, decision, frame, result) -> None:
+        kind = self._kind(decision.verdict)
+        if kind is None or result is None:
+            return
+        try:
+            self._queue.put_nowait((kind, decision, frame, result.anomaly_map))
+        except queue.Full:
+            self._counts["evidence_skipped_queue_full"] += 1
+            self._warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
+                            "the disk is slower than the FAIL rate")
+
+    def stats(self) -> dict[str, int]:
+        skipped = sum(v for k, v in self._counts.items() if k.startswith("evidence_skipped"))
+        return {**self._counts, "evidence_skipped": skipped}
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(_STOP)  # after every queued image: close waits for them to be written
+            thread.join()
+
+    # -- worker thread
+
+    def _kind(self, verdict: str) -> str | None:
+        if verdict == FAIL:
+            return "fail"
+        if verdict == PASS and self.save_pass_every:
+            self._passes_seen += 1
+            if self._passes_seen % self.save_pass_every == 0:
+                return "pass"
+        return None
+
+    def _worker(self) -> None:
+        while (job := self._queue.get()) is not _STOP:
+            kind, decision, frame, anomaly_map = job
+            if not self._disk_has_room():
+                self._counts["evidence_skipped_disk_floor"] += 1
+                continue
+            try:
+                self._save(kind, decision, frame, anomaly_map)
+            except Exception as exc:  # noqa: BLE001 - a failed image must not stop the others or the run
+                self._counts["evidence_skipped_write_error"] += 1
+                self._warn_once("write", f"cannot write evidence image under {self.out_dir}: {exc}")
+            else:
+                self._counts["evidence_saved"] += 1
+
+    def _save(self, kind: str, decision, frame, anomaly_map: np.ndarray) -> None:
+        import cv2
+
+        stem = self.out_dir / kind / _file_stem(decision)
+        image = frame.image
+        bgr = image if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        write_png(stem.with_name(stem.name + ".png"), bgr)
+        overlay = render_overlay(crop_roi(image, self._roi), anomaly_map[0, 0], self._threshold)
+        write_png(stem.with_name(stem.name + "_heatmap.png"), overlay)
+
+    def _disk_has_room(self) -> bool:
+        import psutil
+
+        free = psutil.disk_usage(str(self.out_dir)).free
+        if free < self.min_free_bytes:
+            if not self._disk_low:
+                self._disk_low = True
+                log.warning("only %.0f MB free under %s (floor %.0f MB): evidence images stop until space"
+                            " returns; decisions continue", free / BYTES_PER_MB, self.out_dir,
+                            self.min_free_bytes / BYTES_PER_MB)
+            return False
+        if self._disk_low:
+            self._disk_low = False
+            log.info("free space under %s is back above the floor: saving evidence again", self.out_dir)
+        return True
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+
+def _file_stem(decision) -> str:
+    """``20261128T153006.123Z_cam0_00000042``: sorts by time, unique across restarts."""
+    when = decision.received.replace("-", "").replace(":", "")
+    camera = re.sub(r"[^A-Za-z0-9_.-]+", "_", decision.camera).strip("_")[-40:] or "camera"
+    return f"{when}_{camera}_{decision.frame_id:08d}"

@@ -1,0 +1,161 @@
+"""Run statistics: bounded-memory percentiles, the live status and the end-of-run summary."""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ard_edge.runtime.decision import VERDICTS
+
+# Percentiles are exact up to this many samples, then estimated from a uniform sample of them:
+# a line that runs for weeks must not grow a list per frame.
+RESERVOIR_SIZE = 50_000
+
+
+class Reservoir:
+    """Samples of one quantity (latency_ms, engine_ms): percentiles from a bounded uniform sample, exact max."""
+
+    def __init__(self, capacity: int = RESERVOIR_SIZE, seed: int = 0):
+        self.capacity = capacity
+        self.count = 0
+        self.max = float("nan")
+        self._samples: list[float] = []
+        self._random = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.max = value if self.count == 1 else max(self.max, value)
+        if len(self._samples) < self.capacity:
+            self._samples.append(value)
+            return
+        slot = self._random.randrange(self.count)  # keep each sample with probability capacity/count
+        if slot < self.capacity:
+            self._samples[slot] = value
+
+    def percentiles(self, *qs: float) -> list[float]:
+        if not self._samples:
+            return [float("nan")] * len(qs)
+        return [float(v) for v in np.percentile(np.asarray(self._samples), qs)]
+
+
+class RecentWindow:
+    """The last ``window_s`` seconds of one quantity, for the live status; thread-safe."""
+
+    def __init__(self, window_s: float = 2.0, max_samples: int = 10_000):
+        self.window_s = window_s
+        self._points: collections.deque[tuple[float, float]] = collections.deque(maxlen=max_samples)
+        self._lock = threading.Lock()  # the output thread adds while the CLI may read
+
+    def add(self, now_s: float, value: float) -> None:
+        with self._lock:
+            self._points.append((now_s, value))
+
+    def values(self, now_s: float) -> np.ndarray:
+        with self._lock:
+            while self._points and self._points[0][0] < now_s - self.window_s:
+                self._points.popleft()
+            return np.array([v for _, v in self._points], dtype=np.float64)
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveStatus:
+    """What sinks get about once a second while the run goes on."""
+
+    camera: str
+    elapsed_s: float
+    frames_captured: int
+    decisions: dict[str, int]
+    dropped: int
+    fps: float  # decisions per second over the last window
+    latency_p50_ms: float
+    latency_p99_ms: float
+    backlog: int  # frames waiting between stages
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """The end-of-run account; ``frames_captured == sum(decisions.values()) + dropped`` always."""
+
+    frames_captured: int
+    decisions: dict[str, int]
+    dropped: int
+    latency_ms: dict[str, float]  # p50, p90, p99, max: host receive -> decision
+    engine_ms_p50: float  # engine time per batch
+    throughput_fps: float  # decisions / (last decision - first frame received)
+    wall_s: float  # start() -> everything drained and closed
+    camera: str = ""
+    engine: str = ""
+    timeouts: int = 0
+    incomplete: int = 0
+    reconnects: int = 0
+    evidence_saved: int = 0
+    evidence_skipped: int = 0
+    rejects: int = 0
+    overhead_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # latency minus engine time
+    batches: int = 0
+    mean_batch: float = 0.0
+    backpressure_s: float = 0.0  # time a triggered camera was held back by full queues
+    stop_reason: str = ""  # max_frames, duration, stopped, end_of_stream, camera_error
+    error: str | None = None  # what ended the run abnormally (camera_error)
+    sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        """Frames neither decided nor counted as dropped: always 0 unless something is broken."""
+        return self.frames_captured - self.dropped - sum(self.decisions.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["lost"] = self.lost
+        return _finite(data)
+
+    def write(self, path: str | Path) -> None:
+        """Write the summary as JSON, atomically."""
+        from ard_edge._io import write_json
+
+        write_json(path, self.to_dict())
+
+    def lines(self) -> list[str]:
+        """The summary as a few human-readable lines (the CLI prints them)."""
+        d = self.decisions
+        lat = self.latency_ms
+        return [
+            f"camera {self.camera}, engine {self.engine}: stopped by {self.stop_reason}"
+            + (f" ({self.error})" if self.error else ""),
+            f"frames captured {self.frames_captured}: PASS {d.get('PASS', 0)}, FAIL {d.get('FAIL', 0)},"
+            f" ERROR {d.get('ERROR', 0)}, dropped {self.dropped} (rejects {self.rejects})",
+            f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects};"
+            f" evidence saved {self.evidence_saved}, skipped {self.evidence_skipped}",
+            f"latency ms: p50 {_ms(lat.get('p50'))}, p90 {_ms(lat.get('p90'))}, p99 {_ms(lat.get('p99'))},"
+            f" max {_ms(lat.get('max'))}; engine per batch p50 {_ms(self.engine_ms_p50)} ms"
+            f" (mean batch {self.mean_batch:.2f})",
+            f"throughput {self.throughput_fps:.1f} fps over {self.wall_s:.1f} s",
+        ]
+
+
+def empty_decisions() -> dict[str, int]:
+    return {verdict: 0 for verdict in VERDICTS}
+
+
+def latency_dict(reservoir: Reservoir) -> dict[str, float]:
+    p50, p90, p99 = reservoir.percentiles(50, 90, 99)
+    return {"p50": p50, "p90": p90, "p99": p99, "max": reservoir.max}
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def _finite(value: Any) -> Any:
+    """NaN (no samples) becomes None so the JSON stays standard."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
