@@ -250,7 +250,7 @@ def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
     def calibrate_onnx(onnx_path, data_dir, out_path, **kwargs):
         calls.append((Path(onnx_path), Path(data_dir), kwargs))
         quantized_qdq(Path(onnx_path), Path(out_path), random_frames(2))
-        return {"method": kwargs["method"], "auroc_drop": 0.0, "agreement": 1.0}
+        return {"method": "percentile", "auroc_drop": 0.0, "agreement": 1.0}
 
     monkeypatch.setattr(ard_edge.calibration, "calibrate_onnx", calibrate_onnx, raising=False)
     images = tmp_path / "good"
@@ -264,11 +264,11 @@ def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
     assert kwargs == {
         "profile": "cpu",
         "num_images": 256,
-        "method": "entropy",
         "max_auroc_drop": 0.02,
         "min_agreement": 0.95,
+        "progress": None,
     }
-    assert sidecar["calibration"] == {"method": "entropy", "auroc_drop": 0.0, "agreement": 1.0}
+    assert sidecar["calibration"] == {"method": "percentile", "auroc_drop": 0.0, "agreement": 1.0}
     assert sidecar["options"]["calibration_data"] == str(images)
     assert "--calibration-data" in rebuild_command(sidecar, out)
     with open_engine(out) as engine:

@@ -190,7 +190,7 @@ def test_triggered_camera_is_held_back_never_dropped(models, caplog):
         pipeline.stop()
         summary = pipeline.join(timeout_s=30)
         delivered = camera.stats["frames"]
-    assert summary.frames_captured == delivered >= 15 and summary.dropped == 0
+    assert summary.frames_captured == delivered >= 5 and summary.dropped == 0
     assert sum(summary.decisions.values()) == delivered and summary.decisions["ERROR"] == 0
     assert summary.backpressure_s > 0
     assert any("holding the camera back" in r.getMessage() for r in caplog.records)

@@ -11,6 +11,7 @@ list share one Harvester (:func:`_acquire_harvester`), released when the last on
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import dataclasses
 import functools
@@ -34,6 +35,11 @@ logger = logging.getLogger(__name__)
 # instead of its own stderr handler. Its INFO lines narrate every start/stop and its warnings
 # repeat, with tracebacks, what this module reports itself: show only its errors by default.
 _HARVESTERS_LOGGER = logging.getLogger(f"{__name__}.harvesters")
+# harvesters waits for a buffer in GenTL calls that hold the GIL (1 ms each by default), which
+# stalls the pipeline's other threads for milliseconds. We poll without blocking instead:
+# a zero-wait GenTL call, then a short sleep that releases the GIL.
+_POLL_SPIN_S = 0.0002
+_POLL_SLEEP_S = 0.0005
 _HARVESTERS_LOGGER.setLevel(logging.ERROR)
 
 PRODUCER_PATH_ENV = "GENICAM_GENTL64_PATH"
@@ -341,7 +347,9 @@ class GenICamCamera(FrameSource):
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGINT) if in_main else None
         try:
-            return harvester.create(device["index"])
+            ia = harvester.create(device["index"])
+            ia.timeout_period_on_update_event_data_call = 0
+            return ia
         except _driver_errors() as exc:
             raise CameraError(
                 f"{self.name}: cannot open {describe_device(device)}: {exc} (is another program using it?)"
@@ -466,10 +474,8 @@ class GenICamCamera(FrameSource):
                 self._stats["timeouts"] += 1
                 raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s")
             buffer = self._fetch_buffer(remaining_s, timeout_s)
-            if buffer is None:
-                continue
             received_ns = time.monotonic_ns()
-            with buffer:  # leaving the block requeues the buffer; the frame holds a copy
+            with self._losing_device_raises(), buffer:  # leaving requeues; the frame holds a copy
                 frame = self._frame_from(buffer, received_ns)
             if frame is not None:
                 self._stats["frames"] += 1
@@ -477,21 +483,33 @@ class GenICamCamera(FrameSource):
 
     def _fetch_buffer(self, remaining_s: float, timeout_s: float) -> Any:
         ia = self._ia
-        if not ia.is_valid():  # destroyed under us (harvesters' SIGINT handler, a driver reset)
-            self._lost("the image acquirer was destroyed")
-            raise CameraDisconnected(f"{self.name}: device is gone; reconnecting")
-        timeout_error, *driver_errors = _genicam_errors()
+        deadline = time.monotonic() + remaining_s
+        with self._losing_device_raises():
+            while True:
+                if not ia.is_valid():  # destroyed under us (harvesters' SIGINT handler, a driver reset)
+                    self._lost("the image acquirer was destroyed")
+                    raise CameraDisconnected(f"{self.name}: device is gone; reconnecting")
+                buffer = ia.try_fetch(timeout=_POLL_SPIN_S)
+                if buffer is not None:
+                    return buffer
+                if time.monotonic() >= deadline:
+                    self._stats["timeouts"] += 1
+                    raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s")
+                time.sleep(_POLL_SLEEP_S)
+
+    @contextlib.contextmanager
+    def _losing_device_raises(self):
+        """Turn a driver error into CameraDisconnected and start the reconnect backoff."""
+        ia = self._ia
         try:
-            buffer = ia.fetch(timeout=remaining_s)
-        except timeout_error as exc:
-            self._stats["timeouts"] += 1
-            raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s") from exc
-        except tuple(driver_errors) as exc:
+            yield
+        except Exception as exc:
+            # A driver error, or any error from harvesters once the acquirer is no longer valid
+            # (destroyed from another thread mid-call), means the device is gone.
+            if not isinstance(exc, _driver_errors()) and ia is not None and ia.is_valid():
+                raise
             self._lost(exc)
             raise CameraDisconnected(f"{self.name}: device lost ({exc}); reconnecting") from exc
-        if buffer is None:  # harvesters drops buffers whose metadata it cannot read
-            self._stats["incomplete"] += 1
-        return buffer
 
     def _frame_from(self, buffer: Any, received_ns: int) -> Frame | None:
         components = buffer.payload.components if buffer.payload is not None else []

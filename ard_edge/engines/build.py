@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import inspect
 import json
 import logging
 import re
@@ -219,19 +218,15 @@ def _calibrate(
     except ImportError as exc:
         raise EngineError(f"INT8 calibration is not available in this ard-edge ({exc})") from exc
     out = workdir / "calibrated_qdq.onnx"
-    extra = {}
-    if progress is not None and "progress" in inspect.signature(calibrate_onnx).parameters:
-        extra["progress"] = _calibration_progress(progress)
     report = calibrate_onnx(
         request.onnx,
         request.calibration_data,
         out,
         profile="tensorrt" if target == "tensorrt" else "cpu",
         num_images=request.calibration_images,
-        method="entropy",
         max_auroc_drop=request.max_auroc_drop,
         min_agreement=request.min_agreement,
-        **extra,
+        progress=None if progress is None else _calibration_progress(progress),
     )
     if not out.is_file():
         raise EngineError(f"calibration did not write {out}")

@@ -1,0 +1,112 @@
+"""Open engines for a benchmark and run either mode into a :class:`BenchReport`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ard_edge.bench._environment import collect_environment
+from ard_edge.bench._pipeline import measure_pipeline
+from ard_edge.bench._raw import engine_labels, engine_summary, measure
+from ard_edge.bench._report import BenchReport
+from ard_edge.bench.config import BenchSettings
+from ard_edge.engines.base import Engine
+from ard_edge.errors import ConfigError
+
+
+def engine_options(path: str | Path, threads: int | None = None, channels: int | None = None) -> dict[str, Any]:
+    """The ``open_engine`` options a file's backend takes: CPU threads, and channels for a checkpoint.
+
+    A TensorRT plan takes neither (its threads are the GPU's); its sidecar says which backend it is.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix == ".ckpt":
+        options: dict[str, Any] = {"channels": channels or 3}
+        if threads:
+            options["threads"] = threads
+        return options
+    backend = "onnxruntime"
+    if suffix in (".engine", ".plan"):
+        from ard_edge.engines.sidecar import read_sidecar
+
+        try:
+            backend = read_sidecar(path)["backend"]
+        except Exception:  # noqa: BLE001 - open_engine reports the bad sidecar itself
+            return {}
+    return {"intra_op_threads": threads} if threads and backend == "onnxruntime" else {}
+
+
+def open_engines(paths: Sequence[str | Path], stack, threads: int | None = None, channels: int | None = None) -> list[Engine]:
+    """Open every engine on ``stack`` (a contextlib.ExitStack), so each is closed whatever happens."""
+    from ard_edge.engines import open_engine
+
+    if not paths:
+        raise ConfigError("give at least one --engine")
+    if channels is not None and not any(Path(p).suffix.lower() == ".ckpt" for p in paths):
+        raise ConfigError("--channels applies to .ckpt engines only (an ONNX or TensorRT engine has its channels built in)")
+    return [stack.enter_context(open_engine(p, **engine_options(p, threads, channels))) for p in paths]
+
+
+def run_raw_bench(
+    engines: Sequence[Engine],
+    settings: BenchSettings,
+    on_round: Callable[[], None] | None = None,
+    command: str | None = None,
+) -> BenchReport:
+    """Time ``Engine.infer`` interleaved across ``engines`` at every batch size (see ``_raw``)."""
+    environment = collect_environment()
+    results, skipped = measure(engines, settings, on_round=on_round)
+    return BenchReport(
+        mode="raw",
+        settings=settings,
+        environment=environment,
+        engines=_summaries(engines, settings),
+        results=results,
+        skipped=skipped,
+        command=command,
+        loadavg_end=_loadavg(),
+    )
+
+
+def run_pipeline_bench(
+    engines: Sequence[Engine],
+    camera: str,
+    settings: BenchSettings,
+    runtime=None,
+    cameras: Mapping[str, Any] | None = None,
+    make_sinks: Callable[[], list] | None = None,
+    command: str | None = None,
+) -> BenchReport:
+    """Stream ``camera`` through each engine with the real runtime (see ``_pipeline``)."""
+    if settings.cuda_graph:
+        raise ConfigError("--cuda-graph applies to raw engine mode, not --pipeline")
+    environment = collect_environment()
+    pipeline = measure_pipeline(engines, camera, settings, runtime, cameras, make_sinks)
+    notes = [
+        f"{p.engine}: run {n + 1} ended early: {run['error']}"
+        for p in pipeline for n, run in enumerate(p.runs) if run.get("error")
+    ]
+    return BenchReport(
+        mode="pipeline",
+        settings=settings,
+        environment=environment,
+        engines=_summaries(engines, settings),
+        pipeline=pipeline,
+        notes=notes,
+        command=command,
+        loadavg_end=_loadavg(),
+    )
+
+
+def _summaries(engines: Sequence[Engine], settings: BenchSettings) -> list[dict[str, Any]]:
+    labels = engine_labels(engines)
+    return [engine_summary(e, labels[i], i, cuda_graph=settings.cuda_graph) for i, e in enumerate(engines)]
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None

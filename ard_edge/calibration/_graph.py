@@ -1,0 +1,197 @@
+"""Which nodes of an exported graph stay in float32: the uint8 input prologue and the anomaly-map tail.
+
+An ard-edge graph has three parts (see ``ard_edge/export/fused.py``)::
+
+    frames (uint8 NHWC) -> prologue -> feature network -> tail -> anomaly_map, score, ...
+                           cast,       teacher CNN,        1 - cosine per scale, Resize, Sum,
+                           transpose,  bottleneck,         Gaussian blur (1-channel Conv),
+                           normalize   student decoder     ReduceMax, threshold compare
+
+Only the feature network is worth 8 bits: it holds nearly all the multiply-adds. The tail is the
+measurement itself: a cosine distance of two feature vectors is a small difference of near-equal
+numbers, and the score is its maximum, so rounding there moves the decision directly, while it
+costs almost nothing to run in float. The prologue turns pixels into the first convolution's
+input; the Q/DQ pair that convolution gets on its input is all the quantization it needs.
+
+The rules look at the graph's structure, not at node names, so they survive renaming and
+re-optimization (``quant_pre_process``):
+
+* A *feature layer* is a Conv, ConvTranspose, Gemm or MatMul with more than one output channel.
+  The tail's blur is two convolutions too, but with one channel in and out: that is what tells
+  the measurement apart from the network.
+* Walking back from the outputs, the tail ends where features are compared: at the channel
+  reductions (ReduceSum, ReduceL2) that no feature layer depends on, together with the
+  element-wise products they sum (t*s, t*t, s*s of the cosine similarity). The tail is those
+  ops and everything downstream of them, plus constant-only helpers that only the tail reads
+  (the blur's pad sizes). The student's last residual Add and Relu, which only the tail reads,
+  still belong to the network: they come before the comparison.
+* The *prologue* is everything reachable from the graph input without passing a feature layer.
+* The *network* is the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+from ard_edge.errors import CalibrationError
+
+FEATURE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+
+# Ops that measure how far apart two feature vectors are: the first ops of the tail.
+_CHANNEL_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
+_PRODUCT_OPS = frozenset({"Mul", "Div", "Sub", "Pow", "Abs"})
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphParts:
+    """Node names by role; nodes of other types (Constant, Shape...) are listed where they sit."""
+
+    prologue: frozenset[str]
+    network: frozenset[str]
+    tail: frozenset[str]
+    feature_layers: frozenset[str]
+
+    @property
+    def float_nodes(self) -> frozenset[str]:
+        """Nodes the quantizer must leave alone."""
+        return self.prologue | self.tail
+
+
+def name_nodes(graph) -> None:
+    """Give every unnamed node a unique name: the quantizer selects and excludes nodes by name."""
+    taken = {node.name for node in graph.node if node.name}
+    for index, node in enumerate(graph.node):
+        if not node.name:
+            candidate = f"{node.op_type}_ard{index}"
+            while candidate in taken:
+                candidate += "_"
+            node.name = candidate
+            taken.add(candidate)
+
+
+def split_graph(model) -> GraphParts:
+    """Find the prologue, feature network and tail of an ard-edge ONNX ModelProto.
+
+    Nodes are told apart by name: run :func:`name_nodes` first on graphs with unnamed nodes.
+    Raises CalibrationError when the graph does not look like an ard-edge export (no feature
+    layers, or no tail between them and the outputs).
+    """
+    graph = model.graph
+    nodes = list(graph.node)
+    producer = {out: node for node in nodes for out in node.output if out}
+    consumers: dict[str, list] = defaultdict(list)
+    for node in nodes:
+        for name in node.input:
+            if name:
+                consumers[name].append(node)
+    shapes = _constant_shapes(graph)
+
+    features = {node.name for node in nodes if node.op_type in FEATURE_OPS and _channels_out(node, shapes) != 1}
+    if not features:
+        raise CalibrationError("the model has no convolution or matrix layer to quantize")
+
+    # Everything the feature layers depend on: the network. What is left ("post") can only
+    # feed the outputs: the tail, plus the last layers of the student (a residual Add, a Relu)
+    # whose results only the tail reads.
+    network: set[str] = set()
+    stack = [node for node in nodes if node.name in features]
+    while stack:
+        node = stack.pop()
+        if node.name in network:
+            continue
+        network.add(node.name)
+        stack.extend(producer[name] for name in node.input if name in producer)
+    post = [node for node in nodes if node.name not in network]
+
+    # The tail starts where features are compared: the channel reductions of the cosine
+    # similarity, with the element-wise products they sum (t*s, t*t, s*s).
+    entries = []
+    for node in post:
+        if node.op_type in _CHANNEL_REDUCTIONS:
+            entries.append(node)
+            source = producer.get(node.input[0])
+            if source is not None and source.name not in network and source.op_type in _PRODUCT_OPS:
+                entries.append(source)
+    tail: set[str] = set()
+    stack = list(entries)
+    while stack:
+        node = stack.pop()
+        if node.name in tail:
+            continue
+        tail.add(node.name)
+        stack.extend(consumer for out in node.output for consumer in consumers.get(out, ()))
+    output_names = {out.name for out in graph.output}
+    tail_outputs = {out for node in nodes if node.name in tail for out in node.output}
+    if not entries or not output_names <= tail_outputs:
+        raise CalibrationError(
+            "cannot find the anomaly-map tail (cosine similarity to outputs) in this graph: "
+            "is it an ard-edge export?"
+        )
+
+    # Constant-only helpers of the tail (the blur's pad sizes, say) belong to it too.
+    inputs = [inp.name for inp in graph.input]
+    data_dependent = _downstream(inputs, consumers)
+    changed = True
+    while changed:
+        changed = False
+        for node in post:
+            if node.name in tail or node.name in data_dependent:
+                continue
+            readers = [c for out in node.output for c in consumers.get(out, ())]
+            if readers and all(reader.name in tail for reader in readers):
+                tail.add(node.name)
+                changed = True
+
+    prologue = _downstream(inputs, consumers, stop=features) - tail
+
+    return GraphParts(
+        prologue=frozenset(prologue),
+        network=frozenset(node.name for node in nodes) - prologue - tail,
+        tail=frozenset(tail),
+        feature_layers=frozenset(features),
+    )
+
+
+def _downstream(tensors: list[str], consumers, stop: set[str] = frozenset()) -> set[str]:
+    """Names of the nodes that depend on ``tensors``, not walking into or past ``stop`` nodes."""
+    reached: set[str] = set()
+    frontier, seen = list(tensors), set()
+    while frontier:
+        tensor = frontier.pop()
+        if tensor in seen:
+            continue
+        seen.add(tensor)
+        for node in consumers.get(tensor, ()):
+            if node.name not in reached and node.name not in stop:
+                reached.add(node.name)
+                frontier.extend(out for out in node.output if out)
+    return reached
+
+
+def _constant_shapes(graph) -> dict[str, tuple[int, ...]]:
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    shapes[node.output[0]] = tuple(attr.t.dims)
+    return shapes
+
+
+def _channels_out(node, shapes: dict[str, tuple[int, ...]]) -> int | None:
+    """Output channels of a Conv/ConvTranspose/Gemm/MatMul with a constant weight; None if unknown."""
+    if len(node.input) < 2 or node.input[1] not in shapes:
+        return None
+    dims = shapes[node.input[1]]
+    if not dims:
+        return None
+    if node.op_type == "Conv":
+        return dims[0]
+    if node.op_type == "ConvTranspose":
+        group = next((attr.i for attr in node.attribute if attr.name == "group"), 1)
+        return dims[1] * group if len(dims) > 1 else None
+    if node.op_type == "Gemm":
+        trans_b = next((attr.i for attr in node.attribute if attr.name == "transB"), 0)
+        return dims[0] if trans_b else dims[-1]
+    return dims[-1]  # MatMul
