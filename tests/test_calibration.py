@@ -23,11 +23,11 @@ from ard_edge.calibration import (
     ranges_path_for,
     read_ranges,
     report_path_for,
-    split_graph,
     tensorrt_violations,
 )
 from ard_edge.calibration._quantize import collect_ranges, entropy_range, prepare_model
 from ard_edge.engines.metadata import read_onnx_metadata
+from ard_edge.engines.onnx_graph import split_graph
 from ard_edge.errors import CalibrationError, ConfigError, DataError, EngineError
 
 ARD_EDGE = Path(sys.executable).with_name("ard-edge")
@@ -131,13 +131,17 @@ def test_split_finds_prologue_network_and_tail(trained):
     assert "Relu" not in ops(parts.tail)
 
 
-def test_split_refuses_a_graph_without_the_anomaly_tail():
+def test_split_refuses_a_graph_without_the_anomaly_tail(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
     weight = numpy_helper.from_array(np.ones((4, 3, 1, 1), np.float32), "w")
     graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g", [x], [y], [weight])
-    with pytest.raises(CalibrationError, match="anomaly-map tail"):
-        split_graph(helper.make_model(graph))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(EngineError, match="anomaly-map tail"):
+        split_graph(model)
+    onnx.save(model, str(tmp_path / "conv.onnx"))
+    with pytest.raises(CalibrationError, match="anomaly-map tail"):  # told as a calibration failure
+        prepare_model(tmp_path / "conv.onnx", tmp_path / "prepared.onnx")
 
 
 # --- Q/DQ structure per profile ---------------------------------------------------------------

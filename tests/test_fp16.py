@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 from _models import exported_onnx, random_frames
 
-from ard_edge.engines.fp16 import (
-    compare_fp16,
-    convert_to_fp16,
-    float32_nodes,
-    prologue_nodes,
-    tail_nodes,
-    write_fp16_onnx,
-)
+from ard_edge.engines.fp16 import compare_fp16, convert_to_fp16, write_fp16_onnx
 from ard_edge.engines.metadata import onnx_metadata, set_onnx_metadata
+from ard_edge.engines.onnx_graph import split_graph
 from ard_edge.errors import EngineError
 
 FLOAT, FLOAT16 = 1, 10
@@ -41,7 +35,7 @@ def nodes_by_name(model):
 
 def test_tail_is_the_anomaly_map_head(fp32_model):
     graph = fp32_model.graph
-    tail = tail_nodes(graph)
+    tail = split_graph(fp32_model).tail
     ops = collections.Counter(node.op_type for node in graph.node if node.name in tail)
     assert ops["ReduceSum"] == 9  # 3 scales x (x.y, |x|^2, |y|^2)
     assert ops["Resize"] == 3 and ops["Sqrt"] == 3
@@ -56,7 +50,7 @@ def test_tail_is_the_anomaly_map_head(fp32_model):
 
 def test_prologue_ends_at_the_first_convolution(fp32_model):
     graph = fp32_model.graph
-    prologue = prologue_nodes(graph)
+    prologue = split_graph(fp32_model).prologue
     ops = {node.op_type for node in graph.node if node.name in prologue}
     assert "Cast" in ops and "Conv" not in ops
     cast = next(node for node in graph.node if node.name in prologue and node.op_type == "Cast")
@@ -76,7 +70,7 @@ def test_conversion_types(fp32_model, fp16_model):
     meta = onnx_metadata(fp16_model)
     assert meta["precision"] == "fp16" and meta["fp16"]["folded_casts"] > 0
 
-    keep = float32_nodes(fp32_model.graph)
+    keep = split_graph(fp32_model).float_nodes
     initializers = {init.name: init.data_type for init in fp16_model.graph.initializer}
     conv_weight_types = collections.Counter()
     for node in fp16_model.graph.node:
@@ -127,7 +121,7 @@ def test_no_float16_value_enters_the_tail(fp16_model):
     graph = inferred.graph
     types = {v.name: v.type.tensor_type.elem_type for v in (*graph.value_info, *graph.input, *graph.output)}
     types.update({init.name: init.data_type for init in graph.initializer})
-    tail = tail_nodes(graph)
+    tail = split_graph(inferred).tail
     inputs = [(node.name, name) for node in graph.node if node.name in tail for name in node.input if name]
     assert len(inputs) > 100
     assert [pair for pair in inputs if pair[1] not in types] == []
@@ -163,5 +157,5 @@ def test_refuses_models_it_cannot_convert(fp32_model, tmp_path):
     plain = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     set_onnx_metadata(plain, {"precision": "fp32"})
     onnx.checker.check_model(plain)
-    with pytest.raises(EngineError, match="anomaly-map tail"):
+    with pytest.raises(EngineError, match="is it an ard-edge export"):
         convert_to_fp16(plain)

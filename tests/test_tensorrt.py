@@ -660,9 +660,9 @@ def test_tensorrt_plumbing_with_a_fake(onnx_model, tmp_path, fake_tensorrt, prec
     pinned = {layer.name for layer in network.layers if layer.precision is not None}
     assert sidecar["build"]["float32_pinned_layers"] == len(pinned)
     if precision == "fp16" and not modern:
-        from ard_edge.engines.fp16 import prologue_nodes, tail_nodes
+        from ard_edge.engines.onnx_graph import split_graph
 
-        allowed = tail_nodes(network.model.graph) | prologue_nodes(network.model.graph)
+        allowed = split_graph(network.model).float_nodes
         assert len(pinned) > 40 and pinned <= allowed
         assert all(layer.precision == trt.float32 for layer in network.layers if layer.name in pinned)
         assert not [name for name in pinned if name.startswith("/model/teacher/") and "Conv" in name]

@@ -58,16 +58,7 @@ def run_raw_bench(
     """Time ``Engine.infer`` interleaved across ``engines`` at every batch size (see ``_raw``)."""
     environment = collect_environment()
     results, skipped = measure(engines, settings, on_round=on_round)
-    return BenchReport(
-        mode="raw",
-        settings=settings,
-        environment=environment,
-        engines=_summaries(engines, settings),
-        results=results,
-        skipped=skipped,
-        command=command,
-        loadavg_end=_loadavg(),
-    )
+    return _report("raw", engines, settings, environment, command, results=results, skipped=skipped)
 
 
 def run_pipeline_bench(
@@ -88,21 +79,28 @@ def run_pipeline_bench(
         f"{p.engine}: run {n + 1} ended early: {run['error']}"
         for p in pipeline for n, run in enumerate(p.runs) if run.get("error")
     ]
+    return _report("pipeline", engines, settings, environment, command, pipeline=pipeline, notes=notes)
+
+
+def _report(
+    mode: str,
+    engines: Sequence[Engine],
+    settings: BenchSettings,
+    environment: dict[str, Any],
+    command: str | None,
+    **measured: Any,
+) -> BenchReport:
+    """Assemble either mode's report once the runs are over (the load average is read now)."""
+    labels = engine_labels(engines)
     return BenchReport(
-        mode="pipeline",
+        mode=mode,
         settings=settings,
         environment=environment,
-        engines=_summaries(engines, settings),
-        pipeline=pipeline,
-        notes=notes,
+        engines=[engine_summary(e, labels[i], i, cuda_graph=settings.cuda_graph) for i, e in enumerate(engines)],
         command=command,
         loadavg_end=_loadavg(),
+        **measured,
     )
-
-
-def _summaries(engines: Sequence[Engine], settings: BenchSettings) -> list[dict[str, Any]]:
-    labels = engine_labels(engines)
-    return [engine_summary(e, labels[i], i, cuda_graph=settings.cuda_graph) for i, e in enumerate(engines)]
 
 
 def _loadavg() -> list[float] | None:

@@ -14,14 +14,12 @@ from ard_edge.calibration._calibrate import (
     read_ranges,
     report_path_for,
 )
-from ard_edge.calibration._graph import GraphParts, split_graph
 from ard_edge.calibration._quantize import METHODS, PROFILES, QUANTIZED_OPS, QuantProfile, tensorrt_violations
 
 __all__ = [
     "METHODS",
     "PROFILES",
     "QUANTIZED_OPS",
-    "GraphParts",
     "ProgressCallback",
     "QuantProfile",
     "calibrate_onnx",
@@ -29,6 +27,5 @@ __all__ = [
     "ranges_path_for",
     "read_ranges",
     "report_path_for",
-    "split_graph",
     "tensorrt_violations",
 ]

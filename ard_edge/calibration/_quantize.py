@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ard_edge.calibration._graph import GraphParts, name_nodes, split_graph
-from ard_edge.errors import CalibrationError, ConfigError
+from ard_edge.engines.onnx_graph import GraphParts, name_nodes, split_graph
+from ard_edge.errors import CalibrationError, ConfigError, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # minmax cost under 0.02. The gate refuses such a model and its message names the other methods.
 METHODS = ("entropy", "percentile", "minmax")
 
-# The layers worth 8 bits; everything else stays float (see _graph.py for the tail and prologue).
+# The layers worth 8 bits; everything else stays float (see engines/onnx_graph.py for the tail
+# and prologue).
 QUANTIZED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 # Their activations are quantized with them: ONNX Runtime then gives a convolution's output the
 # activation's range (0..6 after Relu6, not the pre-activation's +-80), which cut the largest
@@ -132,7 +133,10 @@ def prepare_model(onnx_path: Path, out_path: Path) -> GraphParts:
     except Exception as exc:  # onnxruntime and onnx raise assorted types
         raise CalibrationError(f"cannot prepare {onnx_path} for quantization: {exc}") from exc
     name_nodes(model.graph)
-    parts = split_graph(model)
+    try:
+        parts = split_graph(model)
+    except EngineError as exc:
+        raise CalibrationError(str(exc)) from exc  # the same refusal, told as a calibration failure
     onnx.save(model, str(out_path))
     return parts
 

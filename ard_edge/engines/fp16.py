@@ -12,32 +12,27 @@ weights are float16, with Cast nodes at two boundaries kept in float32:
   over hundreds of channels overflow float16 (max 65504) on real features, and the decision
   compares the score with a threshold to the last digit, so all of it stays float32.
 
-The conversion itself is ONNX Runtime's float16 converter
-(``onnxruntime.transformers.float16``, shipped in the onnxruntime wheel) with a node block list;
-this module only chooses the block list and tidies the result.
+Which nodes those are is decided by ``ard_edge.engines.onnx_graph``, the analysis INT8
+calibration uses too. The conversion itself is ONNX Runtime's float16 converter
+(``onnxruntime.transformers.float16``, shipped in the onnxruntime wheel) with that node block
+list; this module only runs it and tidies the result.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ard_edge.engines.metadata import onnx_metadata, set_onnx_metadata
+from ard_edge.engines.onnx_graph import CHANNEL_REDUCTIONS, name_nodes, split_graph
 from ard_edge.errors import EngineError
 
 log = logging.getLogger(__name__)
 
-# Ops whose output combines or squares feature channels: where the anomaly-map tail begins.
-# torch exports F.cosine_similarity as Mul -> ReduceSum (x.y, |x|^2, |y|^2) at opset 17; other
-# exporters use the fused reductions, which square internally.
-_SQUARING_REDUCTIONS = ("ReduceSumSquare", "ReduceL2", "LpNormalization")
-# The first weighted layer ends the input prologue.
-_WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 _FLOAT, _FLOAT16 = 1, 10  # onnx.TensorProto.FLOAT / FLOAT16
 
 
@@ -48,101 +43,13 @@ def _cast_to(node) -> int | None:
     return None
 
 
-def _consumers(graph) -> dict[str, list]:
-    table: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            table.setdefault(name, []).append(node)
-    return table
-
-
-def _downstream(seeds: Iterable, consumers: dict[str, list], stop_ops: tuple[str, ...] = ()) -> set[str]:
-    """Names of ``seeds`` and every node fed by them, not entering nodes of ``stop_ops``."""
-    found: set[str] = set()
-    stack = list(seeds)
-    while stack:
-        node = stack.pop()
-        if node.name in found or node.op_type in stop_ops:
-            continue
-        found.add(node.name)
-        for name in node.output:
-            stack.extend(consumers.get(name, ()))
-    return found
-
-
-def tail_nodes(graph) -> set[str]:
-    """Node names of the anomaly-map tail.
-
-    Rule: the tail starts at the first ops that combine feature channels with a square or a
-    product summed over channels (``Mul`` feeding ``ReduceSum``, or a squaring reduction), and
-    is everything downstream of them. Walking forward from there rather than matching names
-    keeps working whatever the teacher, the scales or the exporter's node naming; if some
-    teacher block used the same pattern, more of the graph would stay float32, which is slower
-    but never wrong.
-    """
-    producers = {name: node for node in graph.node for name in node.output}
-    seeds = [node for node in graph.node if node.op_type in _SQUARING_REDUCTIONS]
-    for node in graph.node:
-        if node.op_type == "ReduceSum" and node.input and node.input[0] in producers:
-            source = producers[node.input[0]]
-            if source.op_type == "Mul":
-                seeds.append(source)
-    if not seeds:
-        raise EngineError(
-            "cannot find the anomaly-map tail (no channel-wise product/square reductions): "
-            "is this an ard-edge export?"
-        )
-    tail = _downstream(seeds, _consumers(graph))
-    produced_by_tail = {name for node in graph.node if node.name in tail for name in node.output}
-    stray = [out.name for out in graph.output if out.name not in produced_by_tail]
-    if stray:
-        raise EngineError(f"outputs {stray} are not computed by the anomaly-map tail: is this an ard-edge export?")
-    return tail
-
-
-def prologue_nodes(graph) -> set[str]:
-    """Node names between the graph inputs and the first weighted layer (Conv, Gemm, ...)."""
-    consumers = _consumers(graph)
-    seeds = [node for inp in graph.input for node in consumers.get(inp.name, ())]
-    return _downstream(seeds, consumers, stop_ops=_WEIGHTED_OPS)
-
-
-def float32_nodes(graph) -> set[str]:
-    """Every node kept in float32: prologue, tail, and the Constants only they consume.
-
-    The Constants matter: the converter turns every Constant it is not told to skip into float16,
-    which would round the blur kernel and the normalization constants even though the ops using
-    them run in float32.
-    """
-    keep = tail_nodes(graph) | prologue_nodes(graph)
-    consumers = _consumers(graph)
-    for node in graph.node:
-        if node.op_type == "Constant":
-            users = [user for name in node.output for user in consumers.get(name, ())]
-            if users and all(user.name in keep for user in users):
-                keep.add(node.name)
-    return keep
-
-
-def _name_unnamed_nodes(graph) -> None:
-    # The converter's block list is by node name; exporters may leave names empty.
-    taken = {node.name for node in graph.node}
-    for index, node in enumerate(graph.node):
-        if not node.name:
-            name = f"ard_edge_node_{index}"
-            while name in taken:
-                name += "_"
-            node.name = name
-            taken.add(name)
-
-
 def _fold_round_trips(graph, float32_nodes: set[str]) -> int:
     """Remove ``Cast(to=float)(Cast(to=float16)(x))`` where ``x`` is float32.
 
     The converter casts every blocked node's output to float16 and back before the next blocked
     node, so inside the float32 tail each value would still be rounded to float16. Reading ``x``
-    directly keeps the tail truly float32 (and the pattern-based :func:`tail_nodes` finds it
-    again in the converted graph).
+    directly keeps the tail truly float32 (and :func:`~ard_edge.engines.onnx_graph.split_graph`
+    finds it again in the converted graph).
     """
     float32_values = {name for node in graph.node if node.name in float32_nodes for name in node.output}
     float32_values |= {inp.name for inp in graph.input if inp.type.tensor_type.elem_type == _FLOAT}
@@ -207,8 +114,8 @@ def convert_to_fp16(model) -> Any:
     metadata = onnx_metadata(model)
     if metadata.get("precision", "fp32") != "fp32":
         raise EngineError(f"float16 conversion needs an fp32 export, this model is {metadata['precision']}")
-    _name_unnamed_nodes(model.graph)
-    keep = float32_nodes(model.graph)
+    name_nodes(model.graph)  # the converter's block list is by node name
+    keep = split_graph(model).float_nodes
     try:
         converted = convert_float_to_float16(model, keep_io_types=True, node_block_list=sorted(keep))
     except Exception as exc:  # the converter asserts and raises ValueError on odd graphs
@@ -258,12 +165,12 @@ def compare_fp16(fp32_model, fp16_model, frames: np.ndarray) -> dict[str, Any]:
     """
     import onnxruntime as ort
 
-    tail = tail_nodes(fp16_model.graph)
+    tail = split_graph(fp16_model).tail
     by_name = {node.name: node for node in fp16_model.graph.node}
     probes = [
         out
         for name in sorted(tail)
-        if by_name[name].op_type in ("ReduceSum", *_SQUARING_REDUCTIONS)
+        if by_name[name].op_type in CHANNEL_REDUCTIONS
         for out in by_name[name].output
     ]
     # The tail's inputs are the features as the float16 network hands them over (Cast to float).

@@ -189,7 +189,8 @@ def build_serialized_engine(
     """
     import onnx
 
-    from ard_edge.engines.fp16 import convert_to_fp16, prologue_nodes, tail_nodes
+    from ard_edge.engines.fp16 import convert_to_fp16
+    from ard_edge.engines.onnx_graph import split_graph
     from ard_edge.engines.tensorrt._environment import current_environment
 
     trt = require("tensorrt", "tensorrt")
@@ -249,10 +250,9 @@ def build_serialized_engine(
         config.set_flag(flag)
     pinned = 0
     if plan.pin_float32:
-        graph = model.graph
-        tail, prologue = tail_nodes(graph), prologue_nodes(graph)
-        tail_tensors = {out for node in graph.node if node.name in tail for out in node.output}
-        prologue_tensors = {out for node in graph.node if node.name in prologue for out in node.output}
+        parts = split_graph(model)
+        tail_tensors = {out for node in model.graph.node if node.name in parts.tail for out in node.output}
+        prologue_tensors = {out for node in model.graph.node if node.name in parts.prologue for out in node.output}
         pinned = _pin_float32(trt, network, tail_tensors, prologue_tensors)
     if workspace_bytes is not None:
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))

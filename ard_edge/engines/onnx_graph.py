@@ -1,5 +1,9 @@
 """Which nodes of an exported graph stay in float32: the uint8 input prologue and the anomaly-map tail.
 
+One analysis for every reduced-precision build: the INT8 quantizer (``ard_edge.calibration``)
+excludes these nodes, the FP16 converter (``ard_edge.engines.fp16``) blocks them, and a weakly
+typed TensorRT FP16 build pins their layers to float32.
+
 An ard-edge graph has three parts (see ``ard_edge/export/fused.py``)::
 
     frames (uint8 NHWC) -> prologue -> feature network -> tail -> anomaly_map, score, ...
@@ -7,11 +11,13 @@ An ard-edge graph has three parts (see ``ard_edge/export/fused.py``)::
                            transpose,  bottleneck,         Gaussian blur (1-channel Conv),
                            normalize   student decoder     ReduceMax, threshold compare
 
-Only the feature network is worth 8 bits: it holds nearly all the multiply-adds. The tail is the
-measurement itself: a cosine distance of two feature vectors is a small difference of near-equal
-numbers, and the score is its maximum, so rounding there moves the decision directly, while it
-costs almost nothing to run in float. The prologue turns pixels into the first convolution's
-input; the Q/DQ pair that convolution gets on its input is all the quantization it needs.
+Only the feature network is worth 8 or 16 bits: it holds nearly all the multiply-adds. The tail
+is the measurement itself: a cosine distance of two feature vectors is a small difference of
+near-equal numbers, and the score is its maximum, so rounding there moves the decision directly,
+while it costs almost nothing to run in float; in float16 its squared feature norms, summed over
+hundreds of channels, can even overflow (max 65504). The prologue turns raw pixel values (0..255) into the
+first convolution's input; the Q/DQ pair that convolution gets on its input is all the
+quantization it needs.
 
 The rules look at the graph's structure, not at node names, so they survive renaming and
 re-optimization (``quant_pre_process``):
@@ -20,12 +26,15 @@ re-optimization (``quant_pre_process``):
   The tail's blur is two convolutions too, but with one channel in and out: that is what tells
   the measurement apart from the network.
 * Walking back from the outputs, the tail ends where features are compared: at the channel
-  reductions (ReduceSum, ReduceL2) that no feature layer depends on, together with the
-  element-wise products they sum (t*s, t*t, s*s of the cosine similarity). The tail is those
-  ops and everything downstream of them, plus constant-only helpers that only the tail reads
-  (the blur's pad sizes). The student's last residual Add and Relu, which only the tail reads,
-  still belong to the network: they come before the comparison.
-* The *prologue* is everything reachable from the graph input without passing a feature layer.
+  reductions (ReduceSum, ReduceL2; torch exports F.cosine_similarity as Mul -> ReduceSum at
+  opset 17, other exporters use the fused reductions) that no feature layer depends on,
+  together with the element-wise products they sum (t*s, t*t, s*s of the cosine similarity).
+  The tail is those ops and everything downstream of them, plus constant-only helpers that only
+  the tail reads (the blur's pad sizes and kernels). The student's last residual Add and Relu,
+  which only the tail reads, still belong to the network: they come before the comparison.
+* The *prologue* is everything reachable from the graph input without passing a feature layer,
+  plus constant-only helpers that only float nodes read (the normalization constants): a
+  converter that is not told to skip them would round them even though their ops run in float.
 * The *network* is the rest.
 """
 
@@ -34,12 +43,12 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 
-from ard_edge.errors import CalibrationError
+from ard_edge.errors import EngineError
 
 FEATURE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
 # Ops that measure how far apart two feature vectors are: the first ops of the tail.
-_CHANNEL_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare"})
+CHANNEL_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare", "LpNormalization"})
 _PRODUCT_OPS = frozenset({"Mul", "Div", "Sub", "Pow", "Abs"})
 
 
@@ -54,12 +63,12 @@ class GraphParts:
 
     @property
     def float_nodes(self) -> frozenset[str]:
-        """Nodes the quantizer must leave alone."""
+        """Nodes a quantizer or float16 converter must leave alone."""
         return self.prologue | self.tail
 
 
 def name_nodes(graph) -> None:
-    """Give every unnamed node a unique name: the quantizer selects and excludes nodes by name."""
+    """Give every unnamed node a unique name: quantizer and converter select nodes by name."""
     taken = {node.name for node in graph.node if node.name}
     for index, node in enumerate(graph.node):
         if not node.name:
@@ -74,7 +83,7 @@ def split_graph(model) -> GraphParts:
     """Find the prologue, feature network and tail of an ard-edge ONNX ModelProto.
 
     Nodes are told apart by name: run :func:`name_nodes` first on graphs with unnamed nodes.
-    Raises CalibrationError when the graph does not look like an ard-edge export (no feature
+    Raises EngineError when the graph does not look like an ard-edge export (no feature
     layers, or no tail between them and the outputs).
     """
     graph = model.graph
@@ -89,7 +98,7 @@ def split_graph(model) -> GraphParts:
 
     features = {node.name for node in nodes if node.op_type in FEATURE_OPS and _channels_out(node, shapes) != 1}
     if not features:
-        raise CalibrationError("the model has no convolution or matrix layer to quantize")
+        raise EngineError("the model has no convolution or matrix layer: is it an ard-edge export?")
 
     # Everything the feature layers depend on: the network. What is left ("post") can only
     # feed the outputs: the tail, plus the last layers of the student (a residual Add, a Relu)
@@ -108,7 +117,7 @@ def split_graph(model) -> GraphParts:
     # similarity, with the element-wise products they sum (t*s, t*t, s*s).
     entries = []
     for node in post:
-        if node.op_type in _CHANNEL_REDUCTIONS:
+        if node.op_type in CHANNEL_REDUCTIONS:
             entries.append(node)
             source = producer.get(node.input[0])
             if source is not None and source.name not in network and source.op_type in _PRODUCT_OPS:
@@ -124,26 +133,19 @@ def split_graph(model) -> GraphParts:
     output_names = {out.name for out in graph.output}
     tail_outputs = {out for node in nodes if node.name in tail for out in node.output}
     if not entries or not output_names <= tail_outputs:
-        raise CalibrationError(
+        raise EngineError(
             "cannot find the anomaly-map tail (cosine similarity to outputs) in this graph: "
             "is it an ard-edge export?"
         )
 
-    # Constant-only helpers of the tail (the blur's pad sizes, say) belong to it too.
+    # Constant-only helpers belong to the float part that reads them: the blur's pad sizes and
+    # kernels to the tail, the normalization constants to the prologue.
     inputs = [inp.name for inp in graph.input]
     data_dependent = _downstream(inputs, consumers)
-    changed = True
-    while changed:
-        changed = False
-        for node in post:
-            if node.name in tail or node.name in data_dependent:
-                continue
-            readers = [c for out in node.output for c in consumers.get(out, ())]
-            if readers and all(reader.name in tail for reader in readers):
-                tail.add(node.name)
-                changed = True
-
+    constant_only = [node for node in nodes if node.name not in data_dependent]
+    tail |= _helpers_of(tail, constant_only, consumers)
     prologue = _downstream(inputs, consumers, stop=features) - tail
+    prologue |= _helpers_of(prologue | tail, constant_only, consumers)
 
     return GraphParts(
         prologue=frozenset(prologue),
@@ -167,6 +169,22 @@ def _downstream(tensors: list[str], consumers, stop: set[str] = frozenset()) -> 
                 reached.add(node.name)
                 frontier.extend(out for out in node.output if out)
     return reached
+
+
+def _helpers_of(part: set[str], candidates: list, consumers) -> set[str]:
+    """Names of the ``candidates`` that only ``part`` reads, directly or through each other."""
+    helpers: set[str] = set()
+    changed = True
+    while changed:
+        changed = False
+        for node in candidates:
+            if node.name in part or node.name in helpers:
+                continue
+            readers = [c for out in node.output for c in consumers.get(out, ())]
+            if readers and all(reader.name in part or reader.name in helpers for reader in readers):
+                helpers.add(node.name)
+                changed = True
+    return helpers
 
 
 def _constant_shapes(graph) -> dict[str, tuple[int, ...]]:

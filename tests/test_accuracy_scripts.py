@@ -1,0 +1,99 @@
+"""The accuracy benchmark scripts (benchmarks/accuracy/): helpers fast, end to end on tiny data (slow)."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "benchmarks" / "accuracy"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _load(name: str):
+    sys.path.insert(0, str(SCRIPTS))
+    spec = importlib.util.spec_from_file_location(f"accuracy_{name}", SCRIPTS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def test_read_idx_gz_and_plain(tmp_path):
+    fm = _load("fashion_mnist")
+    images = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    raw = bytes([0, 0, 0x08, 3]) + b"".join(d.to_bytes(4, "big") for d in images.shape) + images.tobytes()
+    (tmp_path / "x-idx3-ubyte").write_bytes(raw)
+    with gzip.open(tmp_path / "y-idx3-ubyte.gz", "wb") as handle:
+        handle.write(raw)
+    np.testing.assert_array_equal(fm.read_idx(tmp_path / "x-idx3-ubyte"), images)
+    np.testing.assert_array_equal(fm.read_idx(tmp_path / "y-idx3-ubyte.gz"), images)
+    (tmp_path / "bad").write_bytes(raw[:-1])
+    with pytest.raises(ValueError, match="header says"):
+        fm.read_idx(tmp_path / "bad")
+
+
+def test_write_section_replaces_its_own_and_keeps_order(tmp_path):
+    common = _load("_common")
+    md = tmp_path / "results.md"
+    md.write_text("# Results\n\nIntro by hand.\n\n## Other\n\nkept\n")
+    common.write_section(md, "## One-class novelty detection: Fashion-MNIST", "fm v1")
+    common.write_section(md, "## Surface defects: magnetic tile", "mt v1")
+    common.write_section(md, "## One-class novelty detection: Fashion-MNIST", "fm v2")
+    text = md.read_text()
+    assert text.startswith("# Results\n\nIntro by hand.")
+    assert "fm v1" not in text and "kept" in text
+    assert text.index("mt v1") < text.index("fm v2")
+
+
+@pytest.mark.slow
+def test_fashion_mnist_smoke_runs_and_resumes(tmp_path):
+    if not (FASHION_MNIST / "t10k-labels-idx1-ubyte.gz").is_file():
+        pytest.skip("Fashion-MNIST missing: apt-get install -y dataset-fashion-mnist")
+    args = ["--smoke", "--attention", "cbam", "--work", str(tmp_path / "data"), "--runs", str(tmp_path / "runs"),
+            "--results-md", str(tmp_path / "results.md"), "--json", str(tmp_path / "fm.json")]
+    _run("fashion_mnist.py", *args)
+    summary = json.loads((tmp_path / "fm.json").read_text())
+    pairs = {(r["class"], r["attention"]) for r in summary["results"]}
+    assert pairs == {(0, "none"), (0, "cbam"), (1, "none"), (1, "cbam")}
+    assert all(0.0 <= r["image_auroc"] <= 1.0 for r in summary["results"])
+    assert summary["settings"]["num_test"] == 200
+    text = (tmp_path / "results.md").read_text()
+    assert "## One-class novelty detection: Fashion-MNIST" in text and "EfficientNet-Lite0" in text
+    assert "| 1 Trouser |" in text and "**mean**" in text
+
+    again = _run("fashion_mnist.py", *args)
+    assert again.count("reusing") == 4 and "ard-edge train" not in again
+
+
+@pytest.mark.slow
+def test_magnetic_tile_smoke_on_synthetic_data(tmp_path):
+    mt = _load("magnetic_tile")
+    work = tmp_path / "work"
+    _run("magnetic_tile.py", "--smoke", "--work", str(work))
+    summary = json.loads((work / "magnetic_tile.json").read_text())
+    assert [v["attention"] for v in summary["variants"]] == ["none", "cbam"]
+    assert all(v["status"] == "done" and v["training"]["epochs"] == 1 for v in summary["variants"])
+    assert summary["int8"]["status"] == "done" or summary["int8"]["status"].startswith(("pending", "failed"))
+    text = (work / "results.md").read_text()
+    assert "## Surface defects: magnetic tile" in text and "Pixel AUROC" in text and "cores" in text
+
+    # The engine path of the INT8 evaluation, on the FP32 export: it must agree with ard-edge eval.
+    best = summary["best"]
+    report = mt.engine_report(work / "best.onnx", work / "synth")
+    expected = json.loads((work / "runs" / best / "report.json").read_text())
+    assert report["overall"]["image_auroc"] == pytest.approx(expected["overall"]["image_auroc"], abs=0.03)
+
+    again = _run("magnetic_tile.py", "--smoke", "--work", str(work), "--no-train", "--skip-int8")
+    assert again.count("reusing") == 2
