@@ -250,3 +250,12 @@ def test_reads_the_magnetic_tile_dataset(magnetic_tile):
     for index in (0, 200, 408):
         item = dataset[index]
         assert item.image.shape == (64, 64, 3) and item.mask.shape == (64, 64)
+
+
+def test_test_set_without_ground_truth_folder_is_image_level(tmp_path):
+    root = tmp_path / "image_level"
+    write(root / "train/good/000.png", gray(8, 8))
+    write(root / "test/good/001.png", gray(8, 8))
+    write(root / "test/other/002.png", gray(8, 8))
+    test = list_samples(root, "test")
+    assert [(s.defect_type, s.label, s.mask_path) for s in test] == [("good", 0, None), ("other", 1, None)]

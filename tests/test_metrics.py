@@ -257,7 +257,18 @@ def test_evaluation_report_turns_nan_into_none():
     assert "-" in format_report_table(report)
 
 
-def test_evaluation_report_needs_masks_for_defects():
-    broken = ImageResult("crack", 1, 0.9, np.zeros((4, 4), np.float32), None)
+def test_evaluation_report_needs_masks_for_all_defects_or_none():
+    zeros = np.zeros((4, 4), np.float32)
+    with_mask = ImageResult("crack", 1, 0.9, zeros, np.ones((4, 4), bool))
+    without = ImageResult("crack", 1, 0.8, zeros, None)
+    good = ImageResult("good", 0, 0.1, zeros, None)
     with pytest.raises(DataError, match="anomalous but has no mask"):
-        evaluation_report([broken], threshold=0.5)
+        evaluation_report([with_mask, without, good], threshold=0.5)
+
+
+def test_evaluation_report_without_any_mask_is_image_level():
+    zeros = np.zeros((4, 4), np.float32)
+    results = [ImageResult("other", 1, 0.9, zeros), ImageResult("good", 0, 0.1, zeros)]
+    report = evaluation_report(results, threshold=0.5)
+    assert report["overall"]["image_auroc"] == 1.0
+    assert report["overall"]["pixel_auroc"] is None and report["overall"]["pro"] is None

@@ -26,7 +26,7 @@ class Sample:
     path: Path
     defect_type: str  # "good" for normal images
     label: int  # 0 good, 1 anomalous
-    mask_path: Path | None  # None for good images
+    mask_path: Path | None  # None for good images, and for all images of an image-level dataset
 
 
 class LoadedSample(NamedTuple):
@@ -98,6 +98,12 @@ def _test_samples(root: Path) -> list[Sample]:
     test_dir = root / "test"
     if not test_dir.is_dir():
         raise DataError(f"no test set: {test_dir} does not exist ({LAYOUT_HINT}); evaluation needs it")
+    # Without a ground_truth folder the dataset has image-level labels only (e.g. one-class novelty
+    # detection): defect images get no mask and evaluation skips the pixel metrics. A ground_truth
+    # folder that lacks some masks is still an error: that is a broken dataset, not a choice.
+    image_level = not (root / "ground_truth").is_dir()
+    if image_level:
+        logger.info("%s has no ground_truth/ folder: image-level labels only", root)
     samples, missing = [], []
     for type_dir in sorted(p for p in test_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         defect_type = type_dir.name
@@ -107,7 +113,7 @@ def _test_samples(root: Path) -> list[Sample]:
                 samples.append(Sample(path, GOOD, 0, None))
                 continue
             mask_path = masks.get(f"{path.stem}_mask") or masks.get(path.stem)
-            if mask_path is None:
+            if mask_path is None and not image_level:
                 missing.append(path)
             samples.append(Sample(path, defect_type, 1, mask_path))
     if missing:

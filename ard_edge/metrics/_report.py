@@ -44,10 +44,13 @@ def evaluation_report(results: Sequence[ImageResult], threshold: float, max_fpr:
 
     Each defect type is scored against all good images. Decisions use ``score > threshold``.
     Undefined values (e.g. AUROC without good images) are None, so the dict dumps to JSON as is.
+    When no anomalous image has a mask (an image-level dataset), pixel AUROC and PRO are None;
+    when only some have one, that is an error.
     """
     if not results:
         raise DataError("no images to evaluate: the test set is empty")
-    masks = [_mask_of(result, index) for index, result in enumerate(results)]
+    image_level = all(r.mask is None for r in results if r.label == 1)
+    masks = None if image_level else [_mask_of(result, index) for index, result in enumerate(results)]
     labels = np.array([result.label for result in results])
     good = labels == 0
     overall = _metrics(results, masks, np.ones(len(results), bool), threshold, max_fpr)
@@ -106,7 +109,7 @@ def _mask_of(result: ImageResult, index: int) -> np.ndarray:
 
 def _metrics(
     results: Sequence[ImageResult],
-    masks: list[np.ndarray],
+    masks: list[np.ndarray] | None,  # None: image-level labels only
     selected: np.ndarray,
     threshold: float,
     max_fpr: float,
@@ -114,13 +117,11 @@ def _metrics(
     chosen = np.flatnonzero(selected)
     labels = [results[i].label for i in chosen]
     scores = [results[i].score for i in chosen]
-    pixels = split_pixels([masks[i] for i in chosen], [results[i].anomaly_map for i in chosen])
-    row = {
-        "num_images": int(chosen.size),
-        "image_auroc": image_auroc(labels, scores),
-        "pixel_auroc": auroc_of_pixels(pixels),
-        "pro": pro_of_pixels(pixels, max_fpr),
-    }
+    row = {"num_images": int(chosen.size), "image_auroc": image_auroc(labels, scores),
+           "pixel_auroc": float("nan"), "pro": float("nan")}
+    if masks is not None:
+        pixels = split_pixels([masks[i] for i in chosen], [results[i].anomaly_map for i in chosen])
+        row.update(pixel_auroc=auroc_of_pixels(pixels), pro=pro_of_pixels(pixels, max_fpr))
     row.update(confusion_at(labels, scores, threshold))
     return row
 

@@ -22,7 +22,7 @@ class TrainImages:
 class TestSet:
     samples: list[Sample]
     images: torch.Tensor  # uint8 (N, H, W, 3)
-    masks: list[np.ndarray | None]  # bool (H, W) for defect images, None for good ones
+    masks: list[np.ndarray | None]  # bool (H, W) for defect images with a mask, else None
 
 
 def count_train_images(root: str | Path, holdout_fraction: float) -> int:
@@ -39,7 +39,7 @@ def load_test_set(root: str | Path, image_size: int) -> TestSet:
     samples = list_samples(root, "test")
     loaded = [load_sample(s, (image_size, image_size)) for s in samples]
     images = torch.from_numpy(np.stack([item.image for item in loaded]))
-    masks = [item.mask if item.label else None for item in loaded]
+    masks = [item.mask if s.mask_path is not None else None for s, item in zip(samples, loaded)]
     return TestSet(samples, images, masks)
 
 
