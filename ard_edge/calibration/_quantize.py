@@ -295,7 +295,7 @@ def quantize_model(
             reduce_range=False,
             activation_type=types[profile.activation_type],
             weight_type=types[profile.weight_type],
-            nodes_to_exclude=sorted(parts.float_nodes | parts.compared_layers),
+            nodes_to_exclude=sorted(parts.float_nodes),
             calibrate_method=CalibrationMethod.MinMax,
             extra_options=extra_options,
             calibration_cache_path=str(cache),

@@ -60,9 +60,6 @@ class GraphParts:
     network: frozenset[str]
     tail: frozenset[str]
     feature_layers: frozenset[str]
-    # The layers whose outputs are compared (teacher taps, student outputs): rounding them
-    # moves the cosine distance directly, so INT8 keeps them in float.
-    compared_layers: frozenset[str] = frozenset()
 
     @property
     def float_nodes(self) -> frozenset[str]:
@@ -155,25 +152,7 @@ def split_graph(model) -> GraphParts:
         network=frozenset(node.name for node in nodes) - prologue - tail,
         tail=frozenset(tail),
         feature_layers=frozenset(features),
-        compared_layers=frozenset(_last_layers_before(entries, producer, features)),
     )
-
-
-def _last_layers_before(entries: list, producer: dict, features: set[str]) -> set[str]:
-    """The feature layers whose outputs reach the tail without passing another feature layer."""
-    found: set[str] = set()
-    seen: set[str] = set()
-    stack = [producer[name] for node in entries for name in node.input if name in producer]
-    while stack:
-        node = stack.pop()
-        if node.name in seen:
-            continue
-        seen.add(node.name)
-        if node.name in features:
-            found.add(node.name)
-        else:
-            stack.extend(producer[name] for name in node.input if name in producer)
-    return found
 
 
 def _downstream(tensors: list[str], consumers, stop: set[str] = frozenset()) -> set[str]:
