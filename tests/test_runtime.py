@@ -202,7 +202,8 @@ def test_camera_vanishing_mid_run_loses_no_decision(models, tmp_path):
         pipeline = Pipeline(camera, engine, sinks=[DecisionLog(tmp_path / "a")])
         pipeline.start()
         _wait_for(lambda: pipeline.status().frames_captured >= 10)
-        camera._ia.destroy()  # the device goes away under the running pipeline
+        with camera._io_lock:  # between two polls, as a driver invalidates a lost device
+            camera._ia.destroy()  # the device goes away under the running pipeline
         _wait_for(lambda: camera.stats["reconnects"] == 1 and pipeline.status().frames_captured >= 30)
         pipeline.stop()
         summary = pipeline.join(timeout_s=20)

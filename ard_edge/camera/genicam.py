@@ -280,6 +280,9 @@ class GenICamCamera(FrameSource):
         self._next_attempt_s = 0.0
         self._shared: _SharedHarvester | None = None
         self._ia: Any = None
+        # Held while harvesters works on the acquirer, so close() from another thread never
+        # destroys it mid-call (that crashes inside the GenTL binding).
+        self._io_lock = threading.RLock()
         self._device: dict[str, Any] | None = None
         self._warned: set[str] = set()
         self._frame_counter = 0
@@ -305,10 +308,11 @@ class GenICamCamera(FrameSource):
             raise
 
     def _close_impl(self) -> None:
-        try:
-            self._disconnect()
-        finally:
-            self._release_shared()
+        with self._io_lock:
+            try:
+                self._disconnect()
+            finally:
+                self._release_shared()
 
     def _release_shared(self) -> None:
         shared, self._shared = self._shared, None
@@ -468,34 +472,29 @@ class GenICamCamera(FrameSource):
         deadline = time.monotonic() + timeout_s
         if self._ia is None:
             self._reconnect_before(deadline)
-        while True:
-            remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
+        while (frame := self._poll_once()) is None:
+            if time.monotonic() >= deadline:
                 self._stats["timeouts"] += 1
                 raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s")
-            buffer = self._fetch_buffer(remaining_s, timeout_s)
-            received_ns = time.monotonic_ns()
-            with self._losing_device_raises(), buffer:  # leaving requeues; the frame holds a copy
-                frame = self._frame_from(buffer, received_ns)
-            if frame is not None:
-                self._stats["frames"] += 1
-                return frame
+            time.sleep(_POLL_SLEEP_S)
+        self._stats["frames"] += 1
+        return frame
 
-    def _fetch_buffer(self, remaining_s: float, timeout_s: float) -> Any:
-        ia = self._ia
-        deadline = time.monotonic() + remaining_s
-        with self._losing_device_raises():
-            while True:
-                if not ia.is_valid():  # destroyed under us (harvesters' SIGINT handler, a driver reset)
-                    self._lost("the image acquirer was destroyed")
-                    raise CameraDisconnected(f"{self.name}: device is gone; reconnecting")
-                buffer = ia.try_fetch(timeout=_POLL_SPIN_S)
-                if buffer is not None:
-                    return buffer
-                if time.monotonic() >= deadline:
-                    self._stats["timeouts"] += 1
-                    raise CameraTimeout(f"{self.name}: no frame within {timeout_s:.3f} s")
-                time.sleep(_POLL_SLEEP_S)
+    def _poll_once(self) -> Frame | None:
+        """One non-blocking look for a filled buffer; the frame is copied before it is requeued."""
+        with self._io_lock, self._losing_device_raises():
+            ia = self._ia
+            if ia is None:
+                raise CameraError(f"{self.name}: the camera was closed while streaming")
+            if not ia.is_valid():  # destroyed under us (harvesters' SIGINT handler, a driver reset)
+                self._lost("the image acquirer was destroyed")
+                raise CameraDisconnected(f"{self.name}: device is gone; reconnecting")
+            buffer = ia.try_fetch(timeout=_POLL_SPIN_S)
+            if buffer is None:
+                return None
+            received_ns = time.monotonic_ns()
+            with buffer:  # leaving requeues the buffer
+                return self._frame_from(buffer, received_ns)
 
     @contextlib.contextmanager
     def _losing_device_raises(self):
@@ -503,6 +502,8 @@ class GenICamCamera(FrameSource):
         ia = self._ia
         try:
             yield
+        except CameraError:
+            raise
         except Exception as exc:
             # A driver error, or any error from harvesters once the acquirer is no longer valid
             # (destroyed from another thread mid-call), means the device is gone.
@@ -549,13 +550,18 @@ class GenICamCamera(FrameSource):
             wait_s = self._next_attempt_s - time.monotonic()
             raise CameraDisconnected(f"{self.name}: device is gone; next reconnect attempt in {wait_s:.1f} s")
         time.sleep(max(0.0, self._next_attempt_s - now))
-        try:
-            self._connect(refresh=self._shared.users == 1)
-        except CameraError as exc:
-            self._backoff_s = min(self._backoff_s * 2, self._reconnect_max_s)
-            self._next_attempt_s = time.monotonic() + self._backoff_s
-            logger.warning("%s: reconnect failed (%s); next attempt in %.1f s", self.name, exc, self._backoff_s)
-            raise CameraDisconnected(f"{self.name}: reconnect failed; next attempt in {self._backoff_s:.1f} s") from exc
+        with self._io_lock:
+            if self._shared is None:
+                raise CameraError(f"{self.name}: the camera was closed while streaming")
+            try:
+                self._connect(refresh=self._shared.users == 1)
+            except CameraError as exc:
+                self._backoff_s = min(self._backoff_s * 2, self._reconnect_max_s)
+                self._next_attempt_s = time.monotonic() + self._backoff_s
+                logger.warning("%s: reconnect failed (%s); next attempt in %.1f s", self.name, exc, self._backoff_s)
+                raise CameraDisconnected(
+                    f"{self.name}: reconnect failed; next attempt in {self._backoff_s:.1f} s"
+                ) from exc
         self._stats["reconnects"] += 1
         self._backoff_s = self._reconnect_initial_s
         logger.info("%s: reconnected", self.name)
