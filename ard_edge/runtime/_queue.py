@@ -60,6 +60,16 @@ class StageQueue:
             self._not_empty.notify()
             return evicted
 
+    def wait_for_room(self, timeout_s: float) -> None:
+        """Wait until a put would neither evict nor block, the queue closes, or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        with self._not_full:
+            while len(self._items) >= self.capacity and not self._closed:
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    return
+                self._not_full.wait(remaining_s)
+
     def get(self, timeout_s: float | None = None) -> Any:
         """The oldest item; :data:`EMPTY` after ``timeout_s``; :data:`CLOSED` once drained after close."""
         with self._not_empty:

@@ -44,6 +44,7 @@ from ard_edge.runtime.summary import (
 log = logging.getLogger(__name__)
 
 _JOIN_SLICE_S = 0.2  # join() waits in slices so the main thread still runs signal handlers
+_ROOM_WAIT_S = 0.1  # bound on waiting for the inference queue, so a stalled stage cannot wedge us
 _WARN_EVERY_S = 10.0  # repeat drop/backpressure warnings at most this often
 
 
@@ -445,7 +446,13 @@ class Pipeline:
     def _preprocess_loop(self) -> None:
         spec = self.engine.input_spec
         try:
-            while (frame := self._capture_q.get()) is not CLOSED:
+            while True:
+                if self.drops_frames:
+                    # Resize only what inference can take: when it is behind, the camera's
+                    # surplus is dropped raw at the capture queue instead of after a resize.
+                    self._infer_q.wait_for_room(_ROOM_WAIT_S)
+                if (frame := self._capture_q.get()) is CLOSED:
+                    break
                 item = _Item(frame)
                 try:
                     item.tensor = prepare_frame(frame, spec, self.roi)
