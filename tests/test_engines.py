@@ -79,3 +79,10 @@ def test_files_that_are_not_ard_edge_models(tmp_path):
         open_engine(text.rename(tmp_path / "model.bin"))
     with pytest.raises(EngineError, match="not found"):
         open_engine(tmp_path / "missing.onnx")
+
+
+def test_threads_cap_cpu_engines(exported):
+    with open_engine(exported / "mono.onnx", threads=1) as engine:
+        assert engine.describe()["intra_op_threads"] == 1
+    with open_engine(exported / "model.ckpt", threads=1, channels=1) as engine:
+        assert torch.get_num_threads() == 1

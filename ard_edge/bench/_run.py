@@ -17,25 +17,11 @@ from ard_edge.errors import ConfigError
 
 
 def engine_options(path: str | Path, threads: int | None = None, channels: int | None = None) -> dict[str, Any]:
-    """The ``open_engine`` options a file's backend takes: CPU threads, and channels for a checkpoint.
-
-    A TensorRT plan takes neither (its threads are the GPU's); its sidecar says which backend it is.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".ckpt":
-        options: dict[str, Any] = {"channels": channels or 3}
-        if threads:
-            options["threads"] = threads
-        return options
-    backend = "onnxruntime"
-    if suffix in (".engine", ".plan"):
-        from ard_edge.engines.sidecar import read_sidecar
-
-        try:
-            backend = read_sidecar(path)["backend"]
-        except Exception:  # noqa: BLE001 - open_engine reports the bad sidecar itself
-            return {}
-    return {"intra_op_threads": threads} if threads and backend == "onnxruntime" else {}
+    """The ``open_engine`` options: CPU threads (a GPU engine ignores them), channels for a checkpoint."""
+    options: dict[str, Any] = {"threads": threads}
+    if Path(path).suffix.lower() == ".ckpt":
+        options["channels"] = channels or 3
+    return options
 
 
 def open_engines(paths: Sequence[str | Path], stack, threads: int | None = None, channels: int | None = None) -> list[Engine]:

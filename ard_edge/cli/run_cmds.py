@@ -38,7 +38,9 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
               help="Longest a partial batch waits to fill (overrides runtime.max_wait_ms).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Replay pace for folder:/video: sources.")
 @click.option("--loop", is_flag=True, help="Replay folder:/video: sources endlessly.")
-def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop):
+@click.option("--engine-threads", type=click.IntRange(min=1),
+              help="CPU threads for a CPU engine; cores - 1 leaves one to capture and preprocessing.")
+def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads):
     """Stream camera frames to PASS/FAIL decisions until the frame/time limit or Ctrl-C."""
     from ard_edge import open_engine
     from ard_edge.camera import open_source
@@ -48,7 +50,7 @@ def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, ma
     app = load_app_config(config_path)
     settings = _with_overrides(app.runtime, batch=batch, max_wait_ms=max_wait_ms)
     with contextlib.ExitStack() as stack:
-        engine = stack.enter_context(open_engine(engine_path))
+        engine = stack.enter_context(open_engine(engine_path, threads=engine_threads))
         source = stack.enter_context(open_source(camera, app.cameras, fps=fps, loop=loop))
         sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
                  ConsoleStatus(sys.stderr)]

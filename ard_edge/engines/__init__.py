@@ -13,11 +13,13 @@ from ard_edge.errors import EngineError
 ENGINE_SUFFIXES = (".onnx", ".ckpt", ".engine", ".plan")
 
 
-def open_engine(path: str | Path, **options) -> Engine:
+def open_engine(path: str | Path, threads: int | None = None, **options) -> Engine:
     """Open ``path`` with the backend its type calls for.
 
     ``.onnx`` -> ONNX Runtime; ``.ckpt`` -> PyTorch (``channels=`` 1 or 3);
     ``.engine``/``.plan`` -> the backend named in its sidecar JSON (TensorRT or ONNX Runtime).
+    ``threads`` caps the CPU threads of a CPU backend (a GPU engine ignores it): on a small
+    machine, leaving a core to capture and preprocessing keeps a camera pipeline fed.
     """
     path = Path(path)
     if not path.is_file():
@@ -26,24 +28,24 @@ def open_engine(path: str | Path, **options) -> Engine:
     if suffix == ".onnx":
         from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(path, **options)
+        return OnnxRuntimeEngine(path, intra_op_threads=threads, **options)
     if suffix == ".ckpt":
         from ard_edge.engines.torch_engine import TorchEngine
 
-        return TorchEngine(path, **options)
+        return TorchEngine(path, threads=threads, **options)
     if suffix in (".engine", ".plan"):
-        return _open_built_engine(path, **options)
+        return _open_built_engine(path, threads, **options)
     raise EngineError(f"{path}: unknown engine type '{suffix}' (expected one of {', '.join(ENGINE_SUFFIXES)})")
 
 
-def _open_built_engine(path: Path, **options) -> Engine:
+def _open_built_engine(path: Path, threads: int | None, **options) -> Engine:
     from ard_edge.engines.sidecar import read_sidecar
 
     sidecar = read_sidecar(path)
     if sidecar["backend"] == "onnxruntime":
         from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(path, metadata=sidecar["metadata"], **options)
+        return OnnxRuntimeEngine(path, metadata=sidecar["metadata"], intra_op_threads=threads, **options)
     from ard_edge.engines.tensorrt import TensorRTEngine
 
     return TensorRTEngine(path, sidecar=sidecar, **options)
