@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ard_edge.data import is_image_file, list_samples, read_image, resize_image
+from ard_edge.data import engine_frame, is_image_file, list_samples, read_image
 from ard_edge.errors import DataError
 
 LAYOUT_HINT = "expected DIR/train/good (MVTec AD layout) or a folder of good images"
@@ -67,12 +67,7 @@ def frame_from_file(path: Path, height: int, width: int, channels: int) -> np.nd
     Same pixels as ``ard-edge predict`` feeds (one reader, one resize rule); mono engines get
     the luminance of the RGB image.
     """
-    frame = resize_image(read_image(path), (height, width))
-    if channels == 1:
-        import cv2
-
-        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
-    return frame
+    return engine_frame(read_image(path), (height, width), channels)
 
 
 def frame_batches(

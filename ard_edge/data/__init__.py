@@ -7,6 +7,7 @@ from ard_edge.data._fingerprint import data_fingerprint
 from ard_edge.data._images import (
     IMAGE_EXTENSIONS,
     RESIZE_INTERPOLATION,
+    engine_frame,
     interpolation_for,
     is_image_file,
     read_image,
@@ -28,6 +29,7 @@ __all__ = [
     "SynthSummary",
     "TEXTURES",
     "data_fingerprint",
+    "engine_frame",
     "interpolation_for",
     "is_image_file",
     "list_samples",

@@ -88,3 +88,15 @@ def _decode(path: str | os.PathLike, flags: int) -> np.ndarray:
     if image is None:
         raise DataError(f"cannot decode {path}: not a readable {'/'.join(IMAGE_EXTENSIONS)} image")
     return image
+
+
+def engine_frame(image_rgb: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
+    """An RGB image as a camera delivers it to an engine: uint8 HxWxC at ``size`` (h, w).
+
+    Mono engines (``channels`` 1) get the image's luminance; training, calibration and
+    ``predict`` all feed files through this one function.
+    """
+    frame = resize_image(image_rgb, size)
+    if channels == 1:
+        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
+    return frame

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ard_edge._io import atomic_open
-from ard_edge.data import IMAGE_EXTENSIONS, read_image, resize_image
+from ard_edge.data import IMAGE_EXTENSIONS, engine_frame, read_image
 from ard_edge.engines.base import Engine, InputSpec
 from ard_edge.errors import DataError
 from ard_edge.runtime.heatmap import render_overlay, write_png
@@ -45,12 +45,7 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
 
 def frame_for_engine(image_rgb: np.ndarray, spec: InputSpec) -> np.ndarray:
     """An RGB image as the engine's camera would deliver it: engine size, engine channels."""
-    import cv2
-
-    frame = resize_image(image_rgb, (spec.height, spec.width))
-    if spec.channels == 1:
-        frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
-    return frame
+    return engine_frame(image_rgb, (spec.height, spec.width), spec.channels)
 
 
 def predict_files(
