@@ -5,7 +5,8 @@
     ├── DataError                missing, empty or unreadable images/masks    (exit 1)
     ├── CheckpointError          not an ard-edge checkpoint, corrupted, foreign
     ├── ExportError              the model cannot be exported
-    ├── CalibrationError         quantization failed or the accuracy gate refused it
+    ├── CalibrationError         quantization failed
+    │   └── AccuracyGateRefused  the INT8 model strays too far from FP32      (exit 3)
     ├── EngineError              bad engine file, wrong input, wrong GPU/TensorRT
     ├── CameraError              producer/device problems
     │   └── CameraTimeout        no frame within the timeout
@@ -42,6 +43,12 @@ class ExportError(ArdEdgeError):
 
 class CalibrationError(ArdEdgeError):
     pass
+
+
+class AccuracyGateRefused(CalibrationError):
+    """The INT8 model lost too much; its own exit status lets a script fall back to FP32."""
+
+    exit_code = 3
 
 
 class EngineError(ArdEdgeError):

@@ -28,7 +28,7 @@ from ard_edge.calibration import (
 from ard_edge.calibration._quantize import collect_ranges, entropy_range, prepare_model
 from ard_edge.engines.metadata import read_onnx_metadata
 from ard_edge.engines.onnx_graph import split_graph
-from ard_edge.errors import CalibrationError, ConfigError, DataError, EngineError
+from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError, EngineError
 
 ARD_EDGE = Path(sys.executable).with_name("ard-edge")
 SIZE = 64
@@ -131,6 +131,17 @@ def test_split_finds_prologue_network_and_tail(trained):
     assert "Relu" not in ops(parts.tail)
 
 
+def test_stem_is_the_teacher_up_to_its_first_tap(trained):
+    model = onnx.load(str(trained[0]))
+    parts = split_graph(model)
+    stem_layers = {name for name in parts.stem if name in parts.feature_layers}
+    # EfficientNet-Lite0: the stem convolution and blocks 0-2 (stride 2 and 4) feed every scale.
+    assert {name.split("/")[3] for name in stem_layers} == {"_conv_stem", "_blocks.0", "_blocks.1", "_blocks.2"}
+    assert len(stem_layers) == 9
+    assert not parts.stem & (parts.prologue | parts.tail)
+    assert all("/teacher/" in name for name in parts.stem if name in parts.feature_layers)
+
+
 def test_split_refuses_a_graph_without_the_anomaly_tail(tmp_path):
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 8, 8])
@@ -172,7 +183,9 @@ def test_tensorrt_profile_is_symmetric_int8_with_per_channel_weights(tensorrt_mo
     # TensorRT takes only INT8/FP8 through DequantizeLinear: biases stay float.
     assert all(consts[dq.input[0]].dtype != np.int32 for dq in model.graph.node
                if dq.op_type == "DequantizeLinear" and dq.input[0] in consts)
-    assert report["nodes"]["quantized"]["Conv"] >= 50 and report["nodes"]["quantized"]["ConvTranspose"] == 6
+    # Lite0's stem (the 9 convolutions before the first tap) stays float; the rest is quantized.
+    assert report["nodes"]["float_stem"] == 9
+    assert report["nodes"]["quantized"]["Conv"] >= 40 and report["nodes"]["quantized"]["ConvTranspose"] == 6
 
 
 def test_cpu_profile_has_uint8_activations_and_int8_per_channel_weights(calibrated):
@@ -213,7 +226,16 @@ def test_tail_and_prologue_stay_float(which, calibrated, tensorrt_model, prepare
     convs = _weight_dq(model, "Conv")
     assert sum(layer.name in parts.tail for layer, _ in convs) == 2  # the Gaussian blur
     for layer, dq in convs:
-        assert (dq is None) == (layer.name in parts.tail), layer.name
+        assert (dq is None) == (layer.name in parts.tail | parts.stem), layer.name
+    # The cosine similarity compares the float features, not the copies rounded for the next layer.
+    for node in model.graph.node:
+        if node.name in parts.tail:
+            assert not any(producer.get(name) is not None and producer[name].op_type == "DequantizeLinear"
+                           for name in node.input), node.name
+    read = {name for node in model.graph.node for name in node.input}
+    assert all(read.intersection(node.output) for node in model.graph.node
+               if node.op_type in ("QuantizeLinear", "DequantizeLinear"))  # no pair left without readers
+    assert all(init.name in read for init in model.graph.initializer)
     assert model.graph.input[0].type.tensor_type.elem_type == TensorProto.UINT8
     assert {o.name for o in model.graph.output} == {"anomaly_map", "score", "normalized_score", "is_anomalous"}
 
@@ -226,7 +248,8 @@ def test_int8_model_keeps_the_ard_edge_metadata(trained, calibrated):
     for key in ("threshold", "score_stats", "input", "outputs", "model", "checkpoint_sha256"):
         assert int8[key] == fp32[key], key
     quant = int8["quantization"]
-    assert quant["profile"] == "cpu" and quant["method"] == "percentile"
+    assert quant["profile"] == "cpu" and quant["method"] == "percentile" and quant["float_stem"] is True
+    assert "teacher stem" in quant["float_parts"]
     assert quant["activation_type"] == "uint8" and quant["per_channel_weights"] is True
     assert quant["fp32_onnx_sha256"] == report["onnx_sha256"]
     assert quant["num_calibration_images"] == report["ranges"]["num_images"] > 0
@@ -259,7 +282,7 @@ def test_gate_passes_on_a_trained_model_and_writes_three_files(calibrated):
 def test_gate_refusal_raises_and_writes_nothing(trained, calibrated, tmp_path):
     onnx_path, data = trained
     out = tmp_path / "out" / "model.int8.onnx"
-    with pytest.raises(CalibrationError, match="accuracy gate refused.*max-auroc-drop") as caught:
+    with pytest.raises(AccuracyGateRefused, match="accuracy gate refused.*max-auroc-drop") as caught:
         calibrate_onnx(onnx_path, data, out, profile="cpu", method="percentile", max_auroc_drop=-1,
                        ranges_path=ranges_path_for(calibrated[0]))
     assert caught.value.report["gate"]["status"] == "refused"
@@ -279,6 +302,7 @@ def test_rebuild_from_the_cache_needs_no_images_and_gives_the_same_model(trained
     assert report["ranges"]["source"] == str(ranges_path_for(out))
     assert report["gate"]["status"] == "skipped"
     assert report["gate"]["ranges_gated_with"]["profile"] == "cpu"
+    assert report["gate"]["ranges_gated_with"]["float_stem"] is True
     assert onnx.load(str(out)).graph == onnx.load(str(gated)).graph
 
 
@@ -361,14 +385,19 @@ def test_profiles_document_their_types():
 def test_cli_rebuilds_from_ranges_and_prints_a_table(trained, calibrated, tmp_path):
     onnx_path, _ = trained
     done = _run("calibrate", "--onnx", str(onnx_path), "--ranges", str(ranges_path_for(calibrated[0])),
-                "--method", "percentile", "--profile", "tensorrt", cwd=tmp_path)
+                "--method", "percentile", "--profile", "tensorrt", "--quantize-stem", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "calibration" / "model.int8.onnx"
     assert out.is_file() and is_quantized(out)
     assert "accuracy gate: SKIPPED" in done.stdout and f"wrote {Path('calibration') / 'model.int8.onnx'}" in done.stdout
+    # --quantize-stem: every feature layer but the blur is quantized, the stem included.
+    model = onnx.load(str(out))
+    float_convs = [layer.name for layer, dq in _weight_dq(model, "Conv") if dq is None]
+    assert len(float_convs) == 2 and "float32 stem" not in done.stdout
+    assert read_onnx_metadata(out)["quantization"]["float_stem"] is False
 
 
-def test_cli_gate_refusal_exits_1_and_writes_nothing(trained, calibrated, tmp_path):
+def test_cli_gate_refusal_exits_3_and_writes_nothing(trained, calibrated, tmp_path):
     onnx_path, data = trained
     # A plain folder of good images works too; with cached ranges only the gate reads them.
     folder = tmp_path / "good"
@@ -379,10 +408,11 @@ def test_cli_gate_refusal_exits_1_and_writes_nothing(trained, calibrated, tmp_pa
     done = _run("calibrate", "--onnx", str(onnx_path), "--data", str(folder), "--out", str(out),
                 "--method", "percentile", "--profile", "cpu", "--min-agreement", "1.01",
                 "--ranges", str(ranges_path_for(calibrated[0])))
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == 3, done.stderr  # its own status: a script can fall back to FP32
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("error: accuracy gate refused") and "min-agreement" in last
     assert "decision agreement" in done.stderr  # the table comes before the error line
+    assert "float32 stem: 9 layers" in done.stderr
     assert "Traceback" not in done.stderr
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
@@ -392,3 +422,13 @@ def test_cli_usage_errors_exit_2(tmp_path):
     assert done.returncode == 2 and "kl" in done.stderr
     done = _run("calibrate", "--help")
     assert done.returncode == 0 and "--max-auroc-drop" in done.stdout
+
+
+def test_build_engine_int8_prints_the_gate(trained, tmp_path):
+    onnx_path, data = trained
+    out = tmp_path / "engines" / "m.engine"
+    done = _run("build-engine", "--onnx", str(onnx_path), "--precision", "int8", "--calibration-data", str(data),
+                "--target", "onnxruntime", "--out", str(out), "--max-auroc-drop", "0.05", "--min-agreement", "0.85")
+    assert done.returncode == 0, done.stderr
+    assert "accuracy gate: PASSED" in done.stdout and "float32 stem: 9 layers" in done.stdout
+    assert done.stdout.strip().splitlines()[-1].startswith(f"wrote {out} (onnxruntime, int8")

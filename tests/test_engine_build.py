@@ -33,7 +33,7 @@ from ard_edge.engines.sidecar import (
     sidecar_path,
     write_sidecar,
 )
-from ard_edge.errors import CalibrationError, ConfigError, EngineError, MissingDependency
+from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, EngineError, MissingDependency
 
 NO_TENSORRT = (None, "tensorrt is not installed")
 
@@ -276,11 +276,11 @@ def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
         engine.infer(random_frames(1))
 
 
-def test_refused_calibration_writes_nothing(onnx_model, tmp_path, monkeypatch):
+def test_refused_calibration_writes_nothing_and_exits_3(onnx_model, tmp_path, monkeypatch, capsys):
     import ard_edge.calibration
 
     def refuse(*args, **kwargs):
-        raise CalibrationError("int8 drops image AUROC by 0.05 (gate 0.01)")
+        raise AccuracyGateRefused("accuracy gate refused the INT8 model: image AUROC drops by 0.05")
 
     monkeypatch.setattr(ard_edge.calibration, "calibrate_onnx", refuse, raising=False)
     (tmp_path / "good").mkdir()
@@ -288,6 +288,11 @@ def test_refused_calibration_writes_nothing(onnx_model, tmp_path, monkeypatch):
     with pytest.raises(CalibrationError, match="AUROC"):
         build_engine(request(onnx_model, out, precision="int8", calibration_data=tmp_path / "good"), probe=cpu_only)
     assert not out.exists() and not sidecar_path(out).exists()
+    # Its own exit status, so that a script (scripts/demo.sh) can fall back to FP32.
+    code, _, stderr = run_cli(["--onnx", onnx_model, "--out", out, "--target", "onnxruntime", "--precision", "int8",
+                               "--calibration-data", tmp_path / "good"], capsys)
+    assert code == 3 and stderr.strip().splitlines()[-1].startswith("error: accuracy gate refused")
+    assert not out.exists()
 
 
 def test_fp16_is_refused_on_the_onnxruntime_target(onnx_model, tmp_path):

@@ -22,7 +22,7 @@ from ard_edge.calibration._quantize import (
     quantize_model,
     tensorrt_violations,
 )
-from ard_edge.errors import CalibrationError, ConfigError, DataError, EngineError
+from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError, EngineError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ def calibrate_onnx(
     progress: ProgressCallback | None = None,
     *,
     ranges_path: str | Path | None = None,
+    quantize_stem: bool = False,
 ) -> dict[str, Any]:
     """Quantize an exported ONNX model to INT8 Q/DQ and gate it against the FP32 model.
 
@@ -84,6 +85,7 @@ def calibrate_onnx(
     Ranges come from ``ranges_path`` when given, else from ``<out>.ranges.json`` when it was
     computed for this very ONNX file, method and image sample, else from the images. A rebuild
     from a cache needs no images: with ``data_dir`` missing the gate is skipped and says so.
+    The teacher's stem stays float unless ``quantize_stem`` (see ``quantize_model``).
     """
     onnx_path, out_path = Path(onnx_path), Path(out_path)
     quant_profile = check_choice(profile, method)
@@ -118,7 +120,7 @@ def calibrate_onnx(
         "onnx": str(onnx_path),
         "onnx_sha256": onnx_sha256,
         "output": str(out_path),
-        "quantization": {**quant_profile.describe(), "method": method},
+        "quantization": {**quant_profile.describe(), "method": method, "float_stem": not quantize_stem},
         "seed": seed,
     }
     with tempfile.TemporaryDirectory(prefix="ard-edge-calibrate-") as tmp:
@@ -135,7 +137,7 @@ def calibrate_onnx(
 
         quantized = work / "model.int8.onnx"
         try:
-            quantize_model(prepared, quantized, parts, ranges, quant_profile, work)
+            quantize_model(prepared, quantized, parts, ranges, quant_profile, work, quantize_stem)
         except CalibrationError as exc:
             if cache is None:
                 raise
@@ -143,6 +145,7 @@ def calibrate_onnx(
                                    "recalibrate with --data") from exc
         report["nodes"] = _finish(quantized, _int8_metadata(metadata, report, onnx_sha256), quant_profile.name)
         report["nodes"]["float_tail"] = len(parts.tail)
+        report["nodes"]["float_stem"] = 0 if quantize_stem else len(parts.stem & parts.feature_layers)
 
         if images is not None:
             report["gate"] = _run_gate(onnx_path, quantized, images, max_auroc_drop, min_agreement, progress)
@@ -151,7 +154,7 @@ def calibrate_onnx(
                               "ranges_gated_with": cache.get("gate")}
         if report["gate"]["status"] == "refused":
             others = " or ".join(f"--method {m}" for m in ("percentile", "minmax", "entropy") if m != method)
-            error = CalibrationError(
+            error = AccuracyGateRefused(
                 "accuracy gate refused the INT8 model: " + "; ".join(report["gate"]["reasons"])
                 + f". Nothing written: try {others}, more --num-images, or the other --profile"
             )
@@ -181,7 +184,11 @@ def _int8_metadata(metadata: dict, report: dict, onnx_sha256: str) -> dict:
             **report["quantization"],
             "num_calibration_images": report["ranges"]["num_images"],
             "fp32_onnx_sha256": onnx_sha256,
-            "float_parts": "uint8 input prologue; anomaly-map tail (cosine, resize, sum, blur, score, decision)",
+            "float_parts": "; ".join(
+                ["uint8 input prologue"]
+                + (["teacher stem (up to its first tap)"] if report["quantization"]["float_stem"] else [])
+                + ["anomaly-map tail (cosine, resize, sum, blur, score, decision)"]
+            ),
             "tool": _tool_version(),
         },
     }
@@ -328,7 +335,9 @@ def _cache_record(ranges: dict, onnx_sha256: str, method: str, seed: int, images
 def _gate_summary(report: dict) -> dict:
     gate = report["gate"]
     keys = ("decision_agreement", "image_auroc_fp32", "image_auroc_int8", "auroc_drop", "num_images")
-    return {"profile": report["quantization"]["profile"], **{key: gate[key] for key in keys}}
+    quantization = report["quantization"]
+    return {"profile": quantization["profile"], "float_stem": quantization["float_stem"],
+            **{key: gate[key] for key in keys}}
 
 
 def _tool_version() -> str:

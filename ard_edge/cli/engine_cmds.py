@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from ard_edge.errors import ConfigError
+from ard_edge.cli.calibrate_cmds import format_report
+from ard_edge.errors import CalibrationError, ConfigError
 
 _SPINNER = "|/-\\"
 
@@ -109,8 +110,15 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
     progress = _TqdmProgress()
     try:
         sidecar = build(dataclasses.replace(request, target=chosen), progress=progress, target_reason=reason)
+    except CalibrationError as exc:
+        progress.close()  # the gate's numbers after the bars, before the error line
+        if getattr(exc, "report", None):
+            click.echo(format_report(exc.report), err=True)
+        raise
     finally:
         progress.close()
+    if (sidecar.get("calibration") or {}).get("gate"):
+        click.echo(format_report(sidecar["calibration"]))
     batch = sidecar["batch"]
     size_mb = sidecar["engine"]["bytes"] / 1e6
     click.echo(

@@ -289,7 +289,8 @@ def build_engine(
     (and says why); otherwise it is resolved here.
 
     Raises ConfigError for option combinations that cannot work, EngineError when a backend
-    fails, CalibrationError when INT8 calibration is refused by its accuracy gate.
+    fails, CalibrationError when INT8 calibration fails (AccuracyGateRefused, exit status 3, when
+    its accuracy gate refuses the model).
     """
     import onnx
 

@@ -36,6 +36,10 @@ re-optimization (``quant_pre_process``):
   plus constant-only helpers that only float nodes read (the normalization constants): a
   converter that is not told to skip them would round them even though their ops run in float.
 * The *network* is the rest.
+* The *stem* is the part of the network that every compared feature map depends on: the
+  teacher up to its first (finest) tap, since the coarser taps and the whole bottleneck and
+  student are computed from that tap. Rounding noise added there reaches every scale of both
+  sides of the comparison, so INT8 keeps the stem in float by default (``ard_edge.calibration``).
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ class GraphParts:
     network: frozenset[str]
     tail: frozenset[str]
     feature_layers: frozenset[str]
+    stem: frozenset[str]  # network nodes upstream of every compared tensor
 
     @property
     def float_nodes(self) -> frozenset[str]:
@@ -146,13 +151,31 @@ def split_graph(model) -> GraphParts:
     tail |= _helpers_of(tail, constant_only, consumers)
     prologue = _downstream(inputs, consumers, stop=features) - tail
     prologue |= _helpers_of(prologue | tail, constant_only, consumers)
+    network_nodes = frozenset(node.name for node in nodes) - prologue - tail
 
+    compared = [name for node in nodes if node.name in tail for name in node.input
+                if name in producer and producer[name].name in network_nodes]
+    upstream = [frozenset(_upstream(name, producer)) for name in compared]
+    stem = frozenset.intersection(*upstream) & network_nodes if upstream else frozenset()
     return GraphParts(
         prologue=frozenset(prologue),
-        network=frozenset(node.name for node in nodes) - prologue - tail,
+        network=network_nodes,
         tail=frozenset(tail),
         feature_layers=frozenset(features),
+        stem=stem,
     )
+
+
+def _upstream(tensor: str, producer) -> set[str]:
+    """Names of the nodes ``tensor`` depends on, its producer included."""
+    reached: set[str] = set()
+    stack = [tensor]
+    while stack:
+        node = producer.get(stack.pop())
+        if node is not None and node.name not in reached:
+            reached.add(node.name)
+            stack.extend(name for name in node.input if name)
+    return reached
 
 
 def _downstream(tensors: list[str], consumers, stop: set[str] = frozenset()) -> set[str]:
