@@ -85,13 +85,16 @@ def test_magnetic_tile_smoke_on_synthetic_data(tmp_path):
     summary = json.loads((work / "magnetic_tile.json").read_text())
     assert [v["attention"] for v in summary["variants"]] == ["none", "cbam"]
     assert all(v["status"] == "done" and v["training"]["epochs"] == 1 for v in summary["variants"])
-    assert summary["int8"]["status"] == "done" or summary["int8"]["status"].startswith(("pending", "failed"))
+    # A 1-epoch 32 px model may or may not pass the INT8 gate; either outcome must be reported.
+    status = summary["int8"]["status"]
+    assert status in ("done", "refused by the calibration accuracy gate"), status
     text = (work / "results.md").read_text()
     assert "## Surface defects: magnetic tile" in text and "Pixel AUROC" in text and "cores" in text
+    assert ("INT8 Q/DQ (ORT CPU)" in text) if status == "done" else ("accuracy gate: REFUSED" in text)
 
     # The engine path of the INT8 evaluation, on the FP32 export: it must agree with ard-edge eval.
     best = summary["best"]
-    report = mt.engine_report(work / "best.onnx", work / "synth")
+    report = mt.engine_report(work / "best.onnx", work / "synth", threads=1)
     expected = json.loads((work / "runs" / best / "report.json").read_text())
     assert report["overall"]["image_auroc"] == pytest.approx(expected["overall"]["image_auroc"], abs=0.03)
 
