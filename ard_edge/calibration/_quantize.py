@@ -63,6 +63,7 @@ class QuantProfile:
     summary: str
     weight_type: str = "int8"  # always symmetric, zero point 0
     per_channel: bool = True  # one weight scale per output channel
+    op_types: tuple[str, ...] = _OP_TYPES  # what is quantized
 
     def describe(self) -> dict:
         return {
@@ -73,7 +74,7 @@ class QuantProfile:
             "symmetric_weights": True,
             "per_channel_weights": self.per_channel,
             "bias": "int32" if self.quantize_bias else "float",
-            "quantized_ops": list(_OP_TYPES),
+            "quantized_ops": list(self.op_types),
             "format": "QDQ",
         }
 
@@ -103,6 +104,10 @@ PROFILES = {
         quantize_bias=True,
         keep_activations=False,
         summary="ONNX Runtime on x86: uint8 asymmetric activations, int8 per-channel weights (U8S8)",
+        # ONNX Runtime's CPU provider has no 8-bit ConvTranspose kernel: it would dequantize the
+        # weights and the input and run float anyway, so Q/DQ there is rounding noise for no gain
+        # (on the 256 px magnetic-tile SE model: 1% slower, decision agreement 99.07% vs 99.20%).
+        op_types=tuple(op for op in _OP_TYPES if op != "ConvTranspose"),
     ),
 }
 
@@ -295,7 +300,7 @@ def quantize_model(
             str(out_path),
             calibration_data_reader=None,
             quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(_OP_TYPES),
+            op_types_to_quantize=list(profile.op_types),
             per_channel=profile.per_channel,
             reduce_range=False,
             activation_type=types[profile.activation_type],

@@ -38,8 +38,10 @@ class SamePadConv2d(nn.Conv2d):
         super().__init__(in_ch, out_ch, kernel, stride, padding=0, groups=groups, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad_h = _same_pad(x.shape[-2], self.kernel_size[0], self.stride[0])
-        pad_w = _same_pad(x.shape[-1], self.kernel_size[1], self.stride[1])
+        # Python ints, so that an export (fixed H and W) holds constant pads that ONNX Runtime and
+        # TensorRT fold into the convolution, not shape arithmetic evaluated on every call.
+        pad_h = _same_pad(int(x.shape[-2]), self.kernel_size[0], self.stride[0])
+        pad_w = _same_pad(int(x.shape[-1]), self.kernel_size[1], self.stride[1])
         if pad_h or pad_w:
             x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return super().forward(x)
