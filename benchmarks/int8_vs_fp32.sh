@@ -13,14 +13,12 @@ mkdir -p "$out"
 ard-edge export --model "$checkpoint" --out "$out/fp32.onnx" --channels 1 --batch dynamic
 status=0
 engines=(--engine "$out/fp32.onnx")
+ranges=()  # the cpu run's ranges, once this run has made them
 for profile in cpu tensorrt; do
-  ranges=()
-  if [[ -f "$out/cpu.int8.onnx.ranges.json" ]]; then
-    ranges=(--ranges "$out/cpu.int8.onnx.ranges.json")
-  fi
   if ard-edge calibrate --onnx "$out/fp32.onnx" --data "$data" --profile "$profile" \
-      --out "$out/$profile.int8.onnx" --max-auroc-drop 0.005 "${ranges[@]}"; then
+      --out "$out/$profile.int8.onnx" --max-auroc-drop 0.005 ${ranges[@]+"${ranges[@]}"}; then
     engines+=(--engine "$out/$profile.int8.onnx")
+    ranges=(--ranges "$out/cpu.int8.onnx.ranges.json")
   else
     status=1
   fi

@@ -228,8 +228,12 @@ def test_tail_and_prologue_stay_float(which, calibrated, tensorrt_model, prepare
                        for name in node.input), node.name
     convs = _weight_dq(model, "Conv")
     assert sum(layer.name in parts.tail for layer, _ in convs) == 2  # the Gaussian blur
+    # The student's projections (read only by the tail) stay float where ONNX Runtime would run
+    # them in float anyway; TensorRT runs them as INT8 with float output.
+    assert len(parts.last_layers) == 3 and all("/decoder/projections." in name for name in parts.last_layers)
+    float_convs = parts.tail | parts.stem | (parts.last_layers if which == "cpu" else frozenset())
     for layer, dq in convs:
-        assert (dq is None) == (layer.name in parts.tail | parts.stem), layer.name
+        assert (dq is None) == (layer.name in float_convs), layer.name
     # The cosine similarity compares the float features, not the copies rounded for the next layer.
     for node in model.graph.node:
         if node.name in parts.tail:
@@ -397,6 +401,8 @@ def test_cli_rebuilds_from_ranges_and_prints_a_table(trained, calibrated, tmp_pa
     model = onnx.load(str(out))
     float_convs = [layer.name for layer, dq in _weight_dq(model, "Conv") if dq is None]
     assert len(float_convs) == 2 and "float32 stem" not in done.stdout
+    # The cached ranges were gated with the cpu profile and a float stem: not this build.
+    assert "gated in another build (profile cpu, float stem True)" in done.stdout
     assert read_onnx_metadata(out)["quantization"]["float_stem"] is False
 
 
@@ -435,3 +441,30 @@ def test_build_engine_int8_prints_the_gate(trained, tmp_path):
     assert done.returncode == 0, done.stderr
     assert "accuracy gate: PASSED" in done.stdout and "float32 stem: 9 layers" in done.stdout
     assert done.stdout.strip().splitlines()[-1].startswith(f"wrote {out} (onnxruntime, int8")
+
+
+def test_tail_is_pointed_back_only_at_the_tensor_it_read_in_float():
+    """A Q/DQ pair whose input was renamed by the quantizer (Relu folded into the ranges) is kept."""
+    from ard_edge.calibration._quantize import compare_float_features
+
+    def graph(float_source: str):
+        nodes = [
+            helper.make_node("Conv", ["x", "w"], ["r"], name="conv"),  # was conv -> relu -> r
+            helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"], name="q"),
+            helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["rd"], name="dq"),
+            helper.make_node("Mul", ["rd", "rd"], ["y"], name="tail_mul"),
+        ]
+        inits = [numpy_helper.from_array(np.ones((1, 1, 1, 1), np.float32), "w"),
+                 numpy_helper.from_array(np.array(0.1, np.float32), "s"),
+                 numpy_helper.from_array(np.array(0, np.uint8), "z")]
+        x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])
+        y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])
+        g = helper.make_graph(nodes, "g", [x], [y], inits)
+        compare_float_features(g, frozenset({"tail_mul"}), {"r": float_source})
+        return g
+
+    renamed = graph("relu")  # in the float model, r came from the Relu: the Conv's r is unclipped
+    assert list(renamed.node[-1].input) == ["rd", "rd"] and len(renamed.node) == 4
+    same = graph("conv")
+    assert list(same.node[-1].input) == ["r", "r"]
+    assert [n.op_type for n in same.node] == ["Conv", "Mul"] and {i.name for i in same.initializer} == {"w"}

@@ -120,13 +120,15 @@ def calibrate_onnx(
         "onnx": str(onnx_path),
         "onnx_sha256": onnx_sha256,
         "output": str(out_path),
-        "quantization": {**quant_profile.describe(), "method": method, "float_stem": not quantize_stem},
+        "quantization": {**quant_profile.describe(), "method": method},
         "seed": seed,
     }
     with tempfile.TemporaryDirectory(prefix="ard-edge-calibrate-") as tmp:
         work = Path(tmp)
         prepared = work / "prepared.onnx"
         parts = prepare_model(onnx_path, prepared)
+        float_stem = parts.stem & parts.feature_layers if not quantize_stem else frozenset()
+        report["quantization"]["float_stem"] = bool(float_stem)
         if cache is None:
             ranges = _calibrate(prepared, images, spec, method, work, progress)
             report["ranges"] = {"source": "calibrated", "num_images": len(images.calibration)}
@@ -145,7 +147,7 @@ def calibrate_onnx(
                                    "recalibrate with --data") from exc
         report["nodes"] = _finish(quantized, _int8_metadata(metadata, report, onnx_sha256), quant_profile.name)
         report["nodes"]["float_tail"] = len(parts.tail)
-        report["nodes"]["float_stem"] = 0 if quantize_stem else len(parts.stem & parts.feature_layers)
+        report["nodes"]["float_stem"] = len(float_stem)
 
         if images is not None:
             report["gate"] = _run_gate(onnx_path, quantized, images, max_auroc_drop, min_agreement, progress)

@@ -64,6 +64,7 @@ class QuantProfile:
     weight_type: str = "int8"  # always symmetric, zero point 0
     per_channel: bool = True  # one weight scale per output channel
     op_types: tuple[str, ...] = _OP_TYPES  # what is quantized
+    float_last_layers: bool = False  # leave the layers that only the tail reads in float
 
     def describe(self) -> dict:
         return {
@@ -75,6 +76,7 @@ class QuantProfile:
             "per_channel_weights": self.per_channel,
             "bias": "int32" if self.quantize_bias else "float",
             "quantized_ops": list(self.op_types),
+            "float_last_layers": self.float_last_layers,
             "format": "QDQ",
         }
 
@@ -108,6 +110,10 @@ PROFILES = {
         # weights and the input and run float anyway, so Q/DQ there is rounding noise for no gain
         # (on the 256 px magnetic-tile SE model: 1% slower, decision agreement 99.07% vs 99.20%).
         op_types=tuple(op for op in _OP_TYPES if op != "ConvTranspose"),
+        # The same holds for a convolution whose output stays float (the student's projections,
+        # read by the float tail): ONNX Runtime fuses only DQ -> Conv -> Q into an 8-bit kernel.
+        # TensorRT runs INT8 convolutions with float output, so its profile keeps them.
+        float_last_layers=True,
     ),
 }
 
@@ -282,6 +288,11 @@ def quantize_model(
             f"onnxruntime {onnxruntime.__version__} cannot quantize from precomputed ranges "
             "(quantize_static has no calibration_cache_path): pip install -U onnxruntime"
         )
+    excluded = set(parts.float_nodes)
+    if not quantize_stem:
+        excluded |= parts.stem
+    if profile.float_last_layers:
+        excluded |= parts.last_layers
     cache = work_dir / "ort_ranges.json"
     tensors = {name: TensorData(lowest=np.float32(low), highest=np.float32(high))
                for name, (low, high) in ranges.items()}
@@ -305,7 +316,7 @@ def quantize_model(
             reduce_range=False,
             activation_type=types[profile.activation_type],
             weight_type=types[profile.weight_type],
-            nodes_to_exclude=sorted(parts.float_nodes if quantize_stem else parts.float_nodes | parts.stem),
+            nodes_to_exclude=sorted(excluded),
             calibrate_method=CalibrationMethod.MinMax,
             extra_options=extra_options,
             calibration_cache_path=str(cache),
@@ -314,18 +325,22 @@ def quantize_model(
         raise CalibrationError(f"ONNX Runtime could not quantize the model ({type(exc).__name__}: {exc})") from exc
     import onnx
 
+    float_producers = {out: node.name for node in onnx.load(str(model_path)).graph.node for out in node.output}
     model = onnx.load(str(out_path))
-    compare_float_features(model.graph, parts.tail)
+    compare_float_features(model.graph, parts.tail, float_producers)
     onnx.save(model, str(out_path))
 
 
-def compare_float_features(graph, tail: frozenset[str]) -> None:
+def compare_float_features(graph, tail: frozenset[str], float_producers: dict[str, str]) -> None:
     """Let the tail read the features themselves, not their 8-bit copies.
 
     ``quantize_static`` gives a tensor one Q/DQ pair and rewires every reader to its output, so
     the cosine similarity would compare teacher taps rounded for the next convolution's input
     and student outputs rounded for no reader at all. Tail readers are pointed back at the float
-    tensor, and the Q/DQ pairs left without readers are removed.
+    tensor, and the Q/DQ pairs left without readers are removed. ``float_producers`` (tensor ->
+    node name in the float model) guards against a tensor that changed meaning: where the
+    quantizer folded a Relu into the ranges it gave the Conv the Relu's output name, and the
+    float tensor behind that Q/DQ pair is then the unclipped one.
     """
     producer = {out: node for node in graph.node for out in node.output}
     for node in graph.node:
@@ -336,8 +351,11 @@ def compare_float_features(graph, tail: frozenset[str]) -> None:
             if dequantize is None or dequantize.op_type != "DequantizeLinear":
                 continue
             quantize = producer.get(dequantize.input[0])
-            if quantize is not None and quantize.op_type == "QuantizeLinear":
-                node.input[index] = quantize.input[0]
+            if quantize is None or quantize.op_type != "QuantizeLinear":
+                continue
+            source = quantize.input[0]
+            if getattr(producer.get(source), "name", None) == float_producers.get(source):
+                node.input[index] = source
     removed_inputs: set[str] = set()
     while True:
         read = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}

@@ -41,8 +41,8 @@ def calibrate(onnx_path, data_dir, out, num_images, method, profile, max_auroc_d
     """Quantize an exported ONNX model to INT8 (Q/DQ) behind an accuracy gate.
 
     The anomaly-map tail (cosine distance, upsampling, blur, score, decision) and the teacher's
-    stem stay float32. If the INT8 model's decisions or AUROC stray too far from FP32 on held-out images, nothing
-    is written and the command fails.
+    stem stay float32. If the INT8 model's decisions or AUROC stray too far from FP32 on held-out
+    images, nothing is written and the command exits with status 3.
     """
     from ard_edge.calibration import calibrate_onnx
     from ard_edge.cli._common import progress_bar
@@ -90,7 +90,12 @@ def format_report(report: dict) -> str:
         lines.append(f"quantized: {layers}; {stem}float32 tail: {nodes['float_tail']} nodes")
     gate = report["gate"]
     if gate["status"] == "skipped":
-        lines.append(f"accuracy gate: SKIPPED ({gate['reason']})")
+        line = f"accuracy gate: SKIPPED ({gate['reason']})"
+        gated = gate.get("ranges_gated_with")
+        if gated and (gated.get("profile"), gated.get("float_stem")) != (quant["profile"], quant.get("float_stem")):
+            line += (f"; they were gated in another build (profile {gated.get('profile')}, float stem "
+                     f"{gated.get('float_stem')}): pass --data to gate this one")
+        lines.append(line)
         return "\n".join(lines)
     rows = [
         ("images", f"{gate['num_images']} ({gate['num_good']} good, {gate['num_defective']} defective)", ""),

@@ -82,7 +82,11 @@ class _TqdmProgress:
 @click.option("--calibration-images", type=int, default=256, show_default=True, help="Images used for calibration.")
 def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
                  timing_cache, max_auroc_drop, min_agreement, calibration_images):
-    """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model."""
+    """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model.
+
+    INT8 from an FP32 model calibrates first; if the accuracy gate refuses, nothing is written and
+    the command exits with status 3.
+    """
     import dataclasses
 
     from ard_edge.engines.build import BuildRequest, check_request, choose_target, parse_batch_range

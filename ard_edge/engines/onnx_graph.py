@@ -65,6 +65,7 @@ class GraphParts:
     tail: frozenset[str]
     feature_layers: frozenset[str]
     stem: frozenset[str]  # network nodes upstream of every compared tensor
+    last_layers: frozenset[str]  # feature layers that only the tail reads (the student's outputs)
 
     @property
     def float_nodes(self) -> frozenset[str]:
@@ -157,12 +158,17 @@ def split_graph(model) -> GraphParts:
                 if name in producer and producer[name].name in network_nodes]
     upstream = [frozenset(_upstream(name, producer)) for name in compared]
     stem = frozenset.intersection(*upstream) & network_nodes if upstream else frozenset()
+    last_layers = frozenset(
+        node.name for node in nodes if node.name in features
+        and all(reader.name in tail for out in node.output for reader in consumers.get(out, ()))
+    )
     return GraphParts(
         prologue=frozenset(prologue),
         network=network_nodes,
         tail=frozenset(tail),
         feature_layers=frozenset(features),
         stem=stem,
+        last_layers=last_layers,
     )
 
 

@@ -459,8 +459,8 @@ def int8_text(int8: dict) -> str:
                  f"{gate.get('score_pearson', float('nan')):.4f}).")
     if quant.get("float_stem"):
         text += (" The teacher's stem (the layers before its first tap) stays float: that default was chosen "
-                 "after looking at this gate's images, where quantizing the stem cost up to 0.014 image AUROC, and "
-                 "was then checked on an independent synthetic dataset (docs/benchmarks.md, INT8 against FP32).")
+                 "after looking at the magnetic-tile gate images and then checked on an independent synthetic "
+                 "dataset (docs/benchmarks.md, INT8 against FP32).")
     return text
 
 
