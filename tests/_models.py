@@ -73,3 +73,12 @@ def random_frames(count: int, size: int = 64, channels: int = 1, seed: int = 0) 
     noise = rng.integers(0, 256, (count, size, size, channels))
     ramp = np.linspace(0, 255, size)[None, :, None, None] * rng.uniform(0, 1, (count, 1, 1, 1))
     return np.clip(0.5 * noise + 0.5 * ramp, 0, 255).astype(np.uint8)
+
+
+def tensorrt_importable() -> bool:
+    """True where TensorRT's Python package imports (the no-TensorRT message tests skip there)."""
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:
+        return False
+    return True

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _models import exported_onnx, quantized_qdq, random_frames, with_fixed_batch
+from _models import exported_onnx, quantized_qdq, random_frames, tensorrt_importable, with_fixed_batch
 
 from ard_edge._io import sha256_file
 from ard_edge.engines import open_engine
@@ -428,14 +428,6 @@ def test_rebuild_command_quotes_and_lists_dla():
         "ard-edge build-engine --onnx 'my models/demo.onnx' --precision fp16 --out engines/demo.engine "
         "--target tensorrt --batch 1:2:4 --dla 1"
     )
-
-
-def tensorrt_importable() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 @pytest.mark.skipif(tensorrt_importable(), reason="checks the message shown without tensorrt")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _models import exported_onnx, quantized_qdq, random_frames
+from _models import exported_onnx, quantized_qdq, random_frames, tensorrt_importable
 
 from ard_edge.engines.build import BatchRange, BuildProgress, BuildRequest, build_engine
 from ard_edge.engines.tensorrt._compat import (
@@ -98,14 +98,6 @@ def test_parser_errors_name_their_nodes():
         "TensorRT cannot parse export/demo.onnx (2 errors): node 1 '/anomaly_map/Pad' (Pad): reflect padding "
         "is not supported [ErrorCode.UNSUPPORTED_NODE]; graph: graph has no outputs [ErrorCode.INVALID_GRAPH]"
     )
-
-
-def tensorrt_importable() -> bool:
-    try:
-        import tensorrt  # noqa: F401
-    except Exception:
-        return False
-    return True
 
 
 @pytest.mark.skipif(tensorrt_importable(), reason="checks the message shown without tensorrt")
