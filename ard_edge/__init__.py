@@ -4,6 +4,7 @@ Importing the package is cheap: torch, onnxruntime, tensorrt and harvesters load
 feature that needs them is used.
 """
 
+from ard_edge._version import __version__
 from ard_edge.errors import (
     ArdEdgeError,
     CameraError,
@@ -13,8 +14,6 @@ from ard_edge.errors import (
     EngineError,
     MissingDependency,
 )
-
-__version__ = "0.1.0"
 
 
 def open_engine(path, **options):

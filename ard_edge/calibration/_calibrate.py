@@ -276,7 +276,7 @@ def _finish(quantized: Path, metadata: dict, profile: str) -> dict:
     """Put the metadata in, check the graph; return which ops were quantized."""
     import onnx
 
-    from ard_edge import __version__
+    from ard_edge._version import __version__
     from ard_edge.engines.metadata import set_onnx_metadata
 
     proto = onnx.load(str(quantized))

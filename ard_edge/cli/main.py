@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ard_edge import __version__
+from ard_edge._version import __version__
 from ard_edge.errors import ArdEdgeError
 
 # name -> (module:attribute, one-line help); help text lives here so --help imports nothing heavy.

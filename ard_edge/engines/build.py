@@ -294,7 +294,7 @@ def build_engine(
     """
     import onnx
 
-    from ard_edge import __version__
+    from ard_edge._version import __version__
     from ard_edge.engines.metadata import onnx_metadata
 
     check_request(request)

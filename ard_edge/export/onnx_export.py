@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ard_edge import __version__
+from ard_edge._version import __version__
 from ard_edge._io import atomic_path, sha256_file
 from ard_edge.engines.metadata import set_onnx_metadata
 from ard_edge.errors import ExportError

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from ard_edge import __version__
+from ard_edge._version import __version__
 from ard_edge._io import atomic_path
 from ard_edge.errors import CheckpointError, ConfigError
 from ard_edge.metrics import threshold_for_false_reject_rate
