@@ -89,7 +89,7 @@ def _write_replay_images(folder: Path, count: int = 12) -> Path:
 
 def _threshold_splitting(model, replay: Path) -> float:
     """Midpoint of the widest gap between the middle scores, so ONNX-vs-torch noise cannot flip a verdict."""
-    from ard_edge.export.fused import fused_from_checkpoint
+    from ard_edge.model.fused import fused_from_checkpoint
 
     fused = fused_from_checkpoint(model, {"threshold": 0.0, "score_stats": {"min": 0.0}})
     spec = InputSpec(64, 64, 1)

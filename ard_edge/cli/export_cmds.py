@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from ard_edge._graph import DEFAULT_OPSET
+
 
 def _batch(value: str) -> int | None:
     if value == "dynamic":
@@ -22,7 +24,7 @@ def _batch(value: str) -> int | None:
 @click.option("--channels", type=click.Choice(["1", "3"]), default="3", show_default=True,
               help="Channels the camera delivers: 1 mono (replicated to RGB inside the graph), 3 colour.")
 @click.option("--batch", default="1", show_default=True, help="Fixed batch size, or 'dynamic'.")
-@click.option("--opset", type=int, default=17, show_default=True)
+@click.option("--opset", type=int, default=DEFAULT_OPSET, show_default=True)
 def export(checkpoint, out, channels, batch, opset):
     """Export a checkpoint to one fused ONNX graph: uint8 frames in, map/score/decision out."""
     from ard_edge.export import export_onnx

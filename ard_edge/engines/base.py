@@ -15,10 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ard_edge._graph import INPUT_NAME, OUTPUT_NAMES
 from ard_edge.errors import EngineError
-
-OUTPUT_NAMES = ("anomaly_map", "score", "normalized_score", "is_anomalous")
-INPUT_NAME = "frames"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,7 +4,7 @@ One analysis for every reduced-precision build: the INT8 quantizer (``ard_edge.c
 excludes these nodes, the FP16 converter (``ard_edge.engines.fp16``) blocks them, and a weakly
 typed TensorRT FP16 build pins their layers to float32.
 
-An ard-edge graph has three parts (see ``ard_edge/export/fused.py``)::
+An ard-edge graph has three parts (see ``ard_edge/model/fused.py``)::
 
     frames (uint8 NHWC) -> prologue -> feature network -> tail -> anomaly_map, score, ...
                            cast,       teacher CNN,        1 - cosine per scale, Resize, Sum,

@@ -1,7 +1,7 @@
 """PyTorch backend: runs a checkpoint eagerly through the very module that is exported to ONNX.
 
 It is the reference every other backend is compared with. It is the one engine that imports
-the model (through ``ard_edge.export``), lazily, so the rest of ``engines`` stays torch-free.
+the model (``ard_edge.model.fused``), lazily, so the rest of ``engines`` stays torch-free.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ class TorchEngine(Engine):
     def __init__(self, path: str | Path, channels: int = 3, device: str = "cpu", threads: int | None = None):
         import torch
 
-        from ard_edge.export.fused import fused_from_checkpoint
         from ard_edge.model import load_checkpoint
+        from ard_edge.model.fused import fused_from_checkpoint
 
         if channels not in (1, 3):
             raise EngineError(f"channels must be 1 or 3, got {channels}")

@@ -10,16 +10,16 @@ from typing import Any
 import torch
 
 from ard_edge._version import __version__
+from ard_edge._graph import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAMES
 from ard_edge._io import atomic_path, sha256_file
 from ard_edge.engines.metadata import set_onnx_metadata
 from ard_edge.errors import ExportError
-from ard_edge.export.fused import OUTPUT_NAMES, fused_from_checkpoint
 from ard_edge.model import load_checkpoint
+from ard_edge.model.fused import fused_from_checkpoint
 
 log = logging.getLogger(__name__)
 
 FORMAT = "ard-edge-onnx/1"
-DEFAULT_OPSET = 17
 
 
 def export_onnx(
@@ -48,7 +48,7 @@ def export_onnx(
 
 
 def _trace_to_onnx(fused, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int) -> None:
-    dynamic_axes = {name: {0: "batch"} for name in ("frames", *OUTPUT_NAMES)} if dynamic_batch else None
+    dynamic_axes = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         # Shapes are static per export (fixed input size, fixed channels); the tracer's
         # "treated as a constant" warnings say exactly that.
@@ -59,7 +59,7 @@ def _trace_to_onnx(fused, example: torch.Tensor, path: Path, dynamic_batch: bool
                 fused,
                 (example,),
                 str(path),
-                input_names=["frames"],
+                input_names=[INPUT_NAME],
                 output_names=list(OUTPUT_NAMES),
                 opset_version=opset,
                 dynamic_axes=dynamic_axes,
@@ -89,7 +89,7 @@ def _metadata(header: dict, config, checkpoint, channels: int, batch: int | None
         "format": FORMAT,
         "model": header["model"],
         "input": {
-            "name": "frames",
+            "name": INPUT_NAME,
             "layout": "NHWC",
             "dtype": "uint8",
             "height": size,

@@ -1,6 +1,8 @@
 """The ARD network: teachers, attention bottleneck, student decoder, anomaly map, checkpoints.
 
-Only ``ard_edge.training`` and ``ard_edge.export`` import this package (it needs torch).
+It needs torch, so only the layers that run the network import it: ``ard_edge.training``,
+``ard_edge.export`` and the PyTorch engine (``ard_edge.engines.torch_engine``, lazily). The fused
+module they deploy, :mod:`ard_edge.model.fused`, is imported from its own module.
 """
 
 from ard_edge.model.anomaly_map import AnomalyMap, distillation_loss, image_score

@@ -1,7 +1,7 @@
 """The fused inference module: raw uint8 camera frames in, map, scores and decision out.
 
-The same module is exported to ONNX and run eagerly by the PyTorch engine, so the reference
-and the exported graph cannot drift apart.
+The same module is exported to ONNX (``ard_edge.export``) and run eagerly by the PyTorch engine
+(``ard_edge.engines.torch_engine``), so the reference and the exported graph cannot drift apart.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ard_edge.engines.base import OUTPUT_NAMES
-from ard_edge.model import ARDModel
+from ard_edge._graph import OUTPUT_NAMES
+from ard_edge.model.ard import ARDModel
 
 __all__ = ["OUTPUT_NAMES", "FusedARD", "fused_from_checkpoint"]
 
