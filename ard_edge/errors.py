@@ -46,9 +46,16 @@ class CalibrationError(ArdEdgeError):
 
 
 class AccuracyGateRefused(CalibrationError):
-    """The INT8 model lost too much; its own exit status lets a script fall back to FP32."""
+    """The INT8 model lost too much; its own exit status lets a script fall back to FP32.
+
+    ``report`` is the calibration report with the gate's numbers, for the caller to show.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
 
 
 class EngineError(ArdEdgeError):

@@ -78,7 +78,7 @@ BATCH_ARGS=(--batch "$BATCH")
 if [[ -f "$ONNX" ]]; then
   fixed="$("$PYTHON" -c "
 import sys, onnx
-from ard_edge.engines.build import onnx_batch
+from ard_edge.deploy.build import onnx_batch
 print(onnx_batch(onnx.load(sys.argv[1], load_external_data=False)) or '')" "$ONNX" 2>/dev/null || true)"
   if [[ -n "$fixed" ]]; then BATCH_ARGS=(); fi
 fi

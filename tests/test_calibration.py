@@ -19,15 +19,14 @@ from onnx import TensorProto, helper, numpy_helper
 from ard_edge.calibration import (
     PROFILES,
     calibrate_onnx,
-    is_quantized,
     ranges_path_for,
     read_ranges,
     report_path_for,
     tensorrt_violations,
 )
 from ard_edge.calibration._quantize import collect_ranges, entropy_range, prepare_model
-from ard_edge.engines.metadata import read_onnx_metadata
-from ard_edge.engines.onnx_graph import split_graph
+from ard_edge.engines.metadata import load_onnx, read_onnx_metadata
+from ard_edge.engines.onnx_graph import is_qdq, split_graph
 from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError, EngineError
 
 ARD_EDGE = Path(sys.executable).with_name("ard-edge")
@@ -162,7 +161,7 @@ def test_tensorrt_profile_is_symmetric_int8_with_per_channel_weights(tensorrt_mo
     out, report = tensorrt_model
     model = onnx.load(str(out))
     consts = _constants(model)
-    assert is_quantized(model) and is_quantized(out)
+    assert is_qdq(model) and is_qdq(load_onnx(out))
     assert tensorrt_violations(model) == []
     for node in model.graph.node:
         if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
@@ -377,7 +376,7 @@ def test_bad_inputs_fail_with_one_line(trained, calibrated, tmp_path):
               str(foreign))
     with pytest.raises(EngineError, match="not an ard-edge export"):
         calibrate_onnx(foreign, tmp_path, out)
-    assert not is_quantized(foreign)
+    assert not is_qdq(load_onnx(foreign))
     assert not out.exists()
 
 
@@ -395,7 +394,7 @@ def test_cli_rebuilds_from_ranges_and_prints_a_table(trained, calibrated, tmp_pa
                 "--method", "percentile", "--profile", "tensorrt", "--quantize-stem", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "calibration" / "model.int8.onnx"
-    assert out.is_file() and is_quantized(out)
+    assert out.is_file() and is_qdq(load_onnx(out))
     assert "accuracy gate: SKIPPED" in done.stdout and f"wrote {Path('calibration') / 'model.int8.onnx'}" in done.stdout
     # --quantize-stem: every feature layer but the blur is quantized, the stem included.
     model = onnx.load(str(out))

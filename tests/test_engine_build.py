@@ -14,17 +14,11 @@ from _models import exported_onnx, quantized_qdq, random_frames, tensorrt_import
 
 from ard_edge._io import sha256_file
 from ard_edge.engines import open_engine
-from ard_edge.engines.build import (
-    BatchRange,
-    BuildProgress,
-    BuildRequest,
-    build_engine,
-    choose_target,
-    is_qdq,
-    parse_batch_range,
-    parse_size,
-)
+from ard_edge.cli.engine_cmds import parse_batch_range, parse_size
+from ard_edge.deploy.build import BuildRequest, build_engine, choose_target
+from ard_edge.engines.base import BatchRange, BuildProgress
 from ard_edge.engines.metadata import read_onnx_metadata
+from ard_edge.engines.onnx_graph import is_qdq
 from ard_edge.engines.sidecar import (
     FORMAT,
     check_compatible,
@@ -243,7 +237,7 @@ def test_int8_from_a_qdq_model_builds_directly(qdq_model, tmp_path):
 
 
 def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
-    import ard_edge.calibration
+    import ard_edge.deploy.build
 
     calls = []
 
@@ -252,7 +246,7 @@ def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
         quantized_qdq(Path(onnx_path), Path(out_path), random_frames(2))
         return {"method": "percentile", "auroc_drop": 0.0, "agreement": 1.0}
 
-    monkeypatch.setattr(ard_edge.calibration, "calibrate_onnx", calibrate_onnx, raising=False)
+    monkeypatch.setattr(ard_edge.deploy.build, "calibrate_onnx", calibrate_onnx)
     images = tmp_path / "good"
     images.mkdir()
     out = tmp_path / "m_int8.engine"
@@ -277,12 +271,20 @@ def test_int8_calibrates_an_fp32_model_first(onnx_model, tmp_path, monkeypatch):
 
 
 def test_refused_calibration_writes_nothing_and_exits_3(onnx_model, tmp_path, monkeypatch, capsys):
-    import ard_edge.calibration
+    import ard_edge.deploy.build
+
+    report = {
+        "quantization": {"profile": "cpu", "activation_type": "uint8", "weight_type": "int8", "method": "percentile"},
+        "ranges": {"source": "calibrated", "num_images": 4},
+        "gate": {"status": "refused", "num_images": 4, "num_good": 4, "num_defective": 0, "decision_agreement": 0.5,
+                 "min_agreement": 0.99, "score_pearson": None, "max_abs_score_diff": 0.1, "image_auroc_fp32": None,
+                 "image_auroc_int8": None, "auroc_drop": 0.05, "max_auroc_drop": 0.01},
+    }
 
     def refuse(*args, **kwargs):
-        raise AccuracyGateRefused("accuracy gate refused the INT8 model: image AUROC drops by 0.05")
+        raise AccuracyGateRefused("accuracy gate refused the INT8 model: image AUROC drops by 0.05", report)
 
-    monkeypatch.setattr(ard_edge.calibration, "calibrate_onnx", refuse, raising=False)
+    monkeypatch.setattr(ard_edge.deploy.build, "calibrate_onnx", refuse)
     (tmp_path / "good").mkdir()
     out = tmp_path / "engines" / "m.engine"
     with pytest.raises(CalibrationError, match="AUROC"):
@@ -292,6 +294,7 @@ def test_refused_calibration_writes_nothing_and_exits_3(onnx_model, tmp_path, mo
     code, _, stderr = run_cli(["--onnx", onnx_model, "--out", out, "--target", "onnxruntime", "--precision", "int8",
                                "--calibration-data", tmp_path / "good"], capsys)
     assert code == 3 and stderr.strip().splitlines()[-1].startswith("error: accuracy gate refused")
+    assert "accuracy gate: REFUSED" in stderr  # the report comes with the error
     assert not out.exists()
 
 
@@ -308,7 +311,7 @@ def test_fp16_is_refused_on_the_onnxruntime_target(onnx_model, tmp_path):
         ({"onnx": "missing.onnx"}, "no such file"),
         ({"dla_core": 0}, "DLA cores do not run float32"),
         ({"dla_core": -1, "precision": "fp16"}, "numbered from 0"),
-        ({"workspace": "lots"}, "--workspace"),
+        ({"workspace_bytes": 0}, "--workspace"),
         ({"calibration_data": "nowhere", "precision": "int8"}, "no such directory"),
     ],
 )

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _fp16 import compare_fp16, write_fp16_onnx
 from _models import exported_onnx, random_frames
 
-from ard_edge.engines.fp16 import compare_fp16, convert_to_fp16, write_fp16_onnx
+from ard_edge.engines.fp16 import convert_to_fp16
 from ard_edge.engines.metadata import onnx_metadata, set_onnx_metadata
 from ard_edge.engines.onnx_graph import split_graph
 from ard_edge.errors import EngineError

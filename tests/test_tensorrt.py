@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from _models import exported_onnx, quantized_qdq, random_frames, tensorrt_importable
 
-from ard_edge.engines.build import BatchRange, BuildProgress, BuildRequest, build_engine
+from ard_edge.deploy.build import BuildRequest, build_engine
+from ard_edge.engines.base import BatchRange, BuildProgress
 from ard_edge.engines.tensorrt._compat import (
     check_supported,
     format_parser_errors,
@@ -181,7 +182,7 @@ def test_tensorrt_engine_matches_onnxruntime(onnx_model, tmp_path, precision, sc
     cache = tmp_path / "timing.cache"
     progress = Recorder()
     req = BuildRequest(onnx=onnx_model, out=out, precision=precision, target="tensorrt",
-                       batch=BatchRange(1, 2, 4), workspace="256M", timing_cache=cache)
+                       batch=BatchRange(1, 2, 4), workspace_bytes=256 << 20, timing_cache=cache)
     sidecar = build_engine(req, progress=progress)
     assert progress.calls, "no build progress was reported"
     assert cache.is_file() and cache.stat().st_size > 0
@@ -632,7 +633,7 @@ def test_tensorrt_plumbing_with_a_fake(onnx_model, tmp_path, fake_tensorrt, prec
     progress = Recorder()
     assert choose_target_auto() == "tensorrt"
     req = BuildRequest(onnx=onnx_model, out=out, precision=precision, target="auto", batch=BatchRange(1, 2, 4),
-                       workspace="64M", timing_cache=cache)
+                       workspace_bytes=64 << 20, timing_cache=cache)
     sidecar = build_engine(req, progress=progress)
 
     flags, config = trt.built[-1]
@@ -684,7 +685,7 @@ def test_tensorrt_plumbing_with_a_fake(onnx_model, tmp_path, fake_tensorrt, prec
 
 
 def choose_target_auto() -> str:
-    from ard_edge.engines.build import choose_target
+    from ard_edge.deploy.build import choose_target
 
     return choose_target("auto")[0]
 

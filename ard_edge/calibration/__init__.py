@@ -7,23 +7,26 @@ prologue stay in float32. onnx and onnxruntime are imported when a function runs
 """
 
 from ard_edge.calibration._calibrate import (
+    DEFAULT_NUM_IMAGES,
     ProgressCallback,
     calibrate_onnx,
-    is_quantized,
     ranges_path_for,
     read_ranges,
     report_path_for,
 )
+from ard_edge.calibration._gate import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT
 from ard_edge.calibration._quantize import METHODS, PROFILES, QUANTIZED_OPS, QuantProfile, tensorrt_violations
 
 __all__ = [
+    "DEFAULT_MAX_AUROC_DROP",
+    "DEFAULT_MIN_AGREEMENT",
+    "DEFAULT_NUM_IMAGES",
     "METHODS",
     "PROFILES",
     "QUANTIZED_OPS",
     "ProgressCallback",
     "QuantProfile",
     "calibrate_onnx",
-    "is_quantized",
     "ranges_path_for",
     "read_ranges",
     "report_path_for",

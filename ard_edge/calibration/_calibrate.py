@@ -13,6 +13,7 @@ from typing import Any
 
 from ard_edge._io import atomic_path, sha256_file, write_json
 from ard_edge.calibration import _gate
+from ard_edge.calibration._gate import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT
 from ard_edge.calibration._images import ImageSplit, frame_batches, split_images
 from ard_edge.calibration._quantize import (
     QUANTIZED_OPS,
@@ -22,14 +23,16 @@ from ard_edge.calibration._quantize import (
     quantize_model,
     tensorrt_violations,
 )
-from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError, EngineError
+from ard_edge.engines.metadata import load_onnx, onnx_metadata, stamp_metadata
+from ard_edge.engines.onnx_graph import is_qdq
+from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 RANGES_FORMAT = "ard-edge-ranges/1"
 RANGES_SUFFIX = ".ranges.json"
 REPORT_SUFFIX = ".report.json"
-QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
+DEFAULT_NUM_IMAGES = 256
 
 # progress(stage, done, total): stage is "calibrate", "gate fp32" or "gate int8".
 ProgressCallback = Callable[[str, int, int], None]
@@ -45,28 +48,15 @@ def report_path_for(out_path: str | Path) -> Path:
     return out_path.with_name(out_path.name + REPORT_SUFFIX)
 
 
-def is_quantized(onnx_path_or_proto) -> bool:
-    """True if the model holds QuantizeLinear/DequantizeLinear nodes (an explicitly quantized graph)."""
-    proto = onnx_path_or_proto
-    if isinstance(proto, (str, Path)):
-        import onnx
-
-        try:
-            proto = onnx.load(str(proto), load_external_data=False)
-        except Exception as exc:
-            raise EngineError(f"{onnx_path_or_proto} is not a readable ONNX model ({exc})") from exc
-    return any(node.op_type in QDQ_OPS for node in proto.graph.node)
-
-
 def calibrate_onnx(
     onnx_path: str | Path,
     data_dir: str | Path | None,
     out_path: str | Path,
     profile: str = "tensorrt",
-    num_images: int = 256,
+    num_images: int = DEFAULT_NUM_IMAGES,
     method: str = "percentile",
-    max_auroc_drop: float = 0.01,
-    min_agreement: float = 0.99,
+    max_auroc_drop: float = DEFAULT_MAX_AUROC_DROP,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
     seed: int = 0,
     progress: ProgressCallback | None = None,
     *,
@@ -79,8 +69,8 @@ def calibrate_onnx(
     resized exactly as the engine's input; the gate runs both models on the held-out good images
     and on ``data_dir/test`` when it exists. On success writes ``out_path``, the ranges cache
     (``<out>.ranges.json``) and the report (``<out>.report.json``) and returns the report. When
-    the gate refuses, raises CalibrationError (its ``report`` attribute holds the numbers) and
-    writes nothing.
+    the gate refuses, raises AccuracyGateRefused (its ``report`` holds the numbers) and writes
+    nothing.
 
     Ranges come from ``ranges_path`` when given, else from ``<out>.ranges.json`` when it was
     computed for this very ONNX file, method and image sample, else from the images. A rebuild
@@ -156,12 +146,11 @@ def calibrate_onnx(
                               "ranges_gated_with": cache.get("gate")}
         if report["gate"]["status"] == "refused":
             others = " or ".join(f"--method {m}" for m in ("percentile", "minmax", "entropy") if m != method)
-            error = AccuracyGateRefused(
+            raise AccuracyGateRefused(
                 "accuracy gate refused the INT8 model: " + "; ".join(report["gate"]["reasons"])
-                + f". Nothing written: try {others}, more --num-images, or the other --profile"
+                + f". Nothing written: try {others}, more --num-images, or the other --profile",
+                report,
             )
-            error.report = report
-            raise error
 
         record = cache if cache is not None else _cache_record(ranges, onnx_sha256, method, seed, images)
         if report["gate"]["status"] == "passed":
@@ -213,16 +202,9 @@ def read_ranges(path: str | Path) -> dict[str, Any]:
 
 
 def _read_export(onnx_path: Path) -> tuple[dict, dict]:
-    import onnx
-
-    from ard_edge.engines.metadata import onnx_metadata
-
-    try:
-        proto = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:
-        raise CalibrationError(f"{onnx_path} is not a readable ONNX model ({exc})") from exc
+    proto = load_onnx(onnx_path, CalibrationError)
     metadata = onnx_metadata(proto, onnx_path)  # EngineError: not an ard-edge export
-    if is_quantized(proto) or metadata.get("precision") == "int8":
+    if is_qdq(proto) or metadata.get("precision") == "int8":
         raise CalibrationError(f"{onnx_path} is already quantized: calibrate the FP32 export instead")
     spec = metadata.get("input") or {}
     if not all(isinstance(spec.get(key), int) for key in ("height", "width", "channels")):
@@ -276,16 +258,8 @@ def _finish(quantized: Path, metadata: dict, profile: str) -> dict:
     """Put the metadata in, check the graph; return which ops were quantized."""
     import onnx
 
-    from ard_edge._version import __version__
-    from ard_edge.engines.metadata import set_onnx_metadata
-
-    proto = onnx.load(str(quantized))
-    set_onnx_metadata(proto, metadata)
-    proto.producer_name, proto.producer_version = "ard-edge", __version__
-    try:
-        onnx.checker.check_model(proto)
-    except onnx.checker.ValidationError as exc:
-        raise CalibrationError(f"the quantized graph fails onnx.checker: {exc}") from exc
+    proto = load_onnx(quantized, CalibrationError)
+    stamp_metadata(proto, metadata, CalibrationError, "the quantized graph")
     if profile == "tensorrt":
         problems = tensorrt_violations(proto)
         if problems:

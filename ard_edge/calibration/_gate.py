@@ -12,12 +12,16 @@ from ard_edge.calibration._images import frame_batches
 
 _BATCH = 8  # frames per call when the model takes any batch size
 
+# The gate's limits unless the caller sets them (the CLI shows these).
+DEFAULT_MAX_AUROC_DROP = 0.01
+DEFAULT_MIN_AGREEMENT = 0.99
+
 
 def run_engine(
     model_path: Path, items: Sequence[tuple[Path, int]], on_batch: Callable[[int], None] | None = None
 ) -> dict[str, np.ndarray]:
     """Scores and decisions of one model on ``items``."""
-    from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
+    from ard_edge.engines.onnxruntime.runner import OnnxRuntimeEngine
 
     paths = [path for path, _ in items]
     scores, decisions = [], []

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import click
 
-# Literal copies of ard_edge.calibration's names: importing it here would load onnx for --help.
-_PROFILES = ("tensorrt", "cpu")
-_METHODS = ("percentile", "minmax", "entropy")
+from ard_edge.calibration import (
+    DEFAULT_MAX_AUROC_DROP,
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_NUM_IMAGES,
+    METHODS,
+    PROFILES,
+)
 
 
 @click.command()
@@ -19,16 +23,16 @@ _METHODS = ("percentile", "minmax", "entropy")
                    "Not needed with --ranges or a matching cache beside --out.")
 @click.option("--out", type=click.Path(path_type=Path),
               help="INT8 Q/DQ ONNX file to write. [calibration/<name>.int8.onnx]")
-@click.option("--num-images", type=click.IntRange(min=1), default=256, show_default=True,
+@click.option("--num-images", type=click.IntRange(min=1), default=DEFAULT_NUM_IMAGES, show_default=True,
               help="Good images to calibrate on (seeded sample); the rest are held out for the gate.")
-@click.option("--method", type=click.Choice(_METHODS), default="percentile", show_default=True,
+@click.option("--method", type=click.Choice(METHODS), default="percentile", show_default=True,
               help="How tensor ranges are chosen from the calibration activations.")
-@click.option("--profile", type=click.Choice(_PROFILES), default="tensorrt", show_default=True,
+@click.option("--profile", type=click.Choice(list(PROFILES)), default="tensorrt", show_default=True,
               help="tensorrt: int8 symmetric (TensorRT explicit quantization, also runs on ONNX Runtime); "
                    "cpu: uint8 activations for ONNX Runtime on x86.")
-@click.option("--max-auroc-drop", type=float, default=0.01, show_default=True,
+@click.option("--max-auroc-drop", type=float, default=DEFAULT_MAX_AUROC_DROP, show_default=True,
               help="Refuse the model if image AUROC falls by more than this (needs test/ defects).")
-@click.option("--min-agreement", type=float, default=0.99, show_default=True,
+@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, show_default=True,
               help="Refuse the model if FP32 and INT8 decisions agree on fewer images than this share.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ranges", "ranges_path", type=click.Path(path_type=Path),
@@ -46,7 +50,7 @@ def calibrate(onnx_path, data_dir, out, num_images, method, profile, max_auroc_d
     """
     from ard_edge.calibration import calibrate_onnx
     from ard_edge.cli._common import progress_bar
-    from ard_edge.errors import CalibrationError
+    from ard_edge.errors import AccuracyGateRefused
 
     out = out or Path("calibration") / f"{onnx_path.stem}.int8.onnx"
     bars: dict[str, object] = {}
@@ -64,10 +68,9 @@ def calibrate(onnx_path, data_dir, out, num_images, method, profile, max_auroc_d
             max_auroc_drop=max_auroc_drop, min_agreement=min_agreement, seed=seed, progress=progress,
             ranges_path=ranges_path, quantize_stem=quantize_stem,
         )
-    except CalibrationError as exc:
+    except AccuracyGateRefused as exc:
         _close(bars)
-        if getattr(exc, "report", None):
-            click.echo(format_report(exc.report), err=True)
+        click.echo(format_report(exc.report), err=True)
         raise
     _close(bars)
     click.echo(format_report(report))

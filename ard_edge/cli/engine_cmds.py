@@ -2,24 +2,53 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from pathlib import Path
 
 import click
 
+from ard_edge._io import BYTES_PER_MB
+from ard_edge.calibration import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT, DEFAULT_NUM_IMAGES
+from ard_edge.cli._common import progress_bar
 from ard_edge.cli.calibrate_cmds import format_report
-from ard_edge.errors import CalibrationError, ConfigError
+from ard_edge.errors import AccuracyGateRefused, ConfigError
 
 _SPINNER = "|/-\\"
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
-class _TqdmProgress:
+def parse_batch_range(text: str):
+    """``'1:4:8'`` -> BatchRange(1, 4, 8); ``'4'`` -> BatchRange(4, 4, 4)."""
+    from ard_edge.engines.base import BatchRange
+
+    parts = str(text).strip().split(":")
+    if len(parts) not in (1, 3) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
+        raise ConfigError(f"--batch {text!r}: expected MIN:OPT:MAX (e.g. 1:4:8) or one size (e.g. 4)")
+    values = [int(p) for p in parts] * (3 if len(parts) == 1 else 1)
+    low, opt, high = values
+    if low < 1:
+        raise ConfigError(f"--batch {text!r}: batch sizes start at 1")
+    if not low <= opt <= high:
+        raise ConfigError(f"--batch {text!r}: needs MIN <= OPT <= MAX")
+    return BatchRange(low, opt, high)
+
+
+def parse_size(text: str) -> int:
+    """``'1G'`` -> 1073741824; units K, M, G, T are powers of 1024 (``MB``/``MiB`` accepted)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
+    if not match:
+        raise ConfigError(f"--workspace {text!r}: expected a size such as 512M, 1G or 1.5G")
+    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
+    if value < 1:
+        raise ConfigError(f"--workspace {text!r}: must be at least 1 byte")
+    return int(value)
+
+
+class _BarProgress:
     """Draws build progress on stderr: a bar per TensorRT phase, or a spinner with elapsed time."""
 
     def __init__(self):
-        from tqdm import tqdm
-
-        self._tqdm = tqdm
         self._bars: dict[str, object] = {}
         self._depth: dict[str, int] = {}
         self._spinner = None
@@ -29,10 +58,8 @@ class _TqdmProgress:
         with self._lock:
             depth = self._depth.get(parent, -1) + 1 if parent else 0
             self._depth[name] = depth
-            self._bars[name] = self._tqdm(
-                total=num_steps, desc=("  " * depth) + name, position=depth, leave=depth == 0, unit="step",
-                dynamic_ncols=True,
-            )
+            self._bars[name] = progress_bar(num_steps, ("  " * depth) + name, "step", position=depth,
+                                            leave=depth == 0)
 
     def step(self, name, step):
         with self._lock:
@@ -53,7 +80,7 @@ class _TqdmProgress:
     def tick(self, elapsed_s):
         with self._lock:
             if self._spinner is None:
-                self._spinner = self._tqdm(total=None, bar_format="{desc}", dynamic_ncols=True)
+                self._spinner = progress_bar(None, "", bar_format="{desc}")
             frame = _SPINNER[int(elapsed_s * 4) % len(_SPINNER)]
             self._spinner.set_description_str(f"{frame} building ({elapsed_s:.0f} s)")
 
@@ -77,9 +104,9 @@ class _TqdmProgress:
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace limit, e.g. 512M or 2G.")
 @click.option("--dla", "dla_core", type=int, metavar="CORE", help="Jetson DLA core (fp16/int8), falling back to the GPU per layer.")
 @click.option("--timing-cache", type=click.Path(path_type=Path), metavar="FILE", help="TensorRT timing cache: loaded if present, saved after the build.")
-@click.option("--max-auroc-drop", type=float, default=0.01, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
-@click.option("--min-agreement", type=float, default=0.99, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
-@click.option("--calibration-images", type=int, default=256, show_default=True, help="Images used for calibration.")
+@click.option("--max-auroc-drop", type=float, default=DEFAULT_MAX_AUROC_DROP, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
+@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
+@click.option("--calibration-images", type=int, default=DEFAULT_NUM_IMAGES, show_default=True, help="Images used for calibration.")
 def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
                  timing_cache, max_auroc_drop, min_agreement, calibration_images):
     """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model.
@@ -89,8 +116,8 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
     """
     import dataclasses
 
-    from ard_edge.engines.build import BuildRequest, check_request, choose_target, parse_batch_range
-    from ard_edge.engines.build import build_engine as build
+    from ard_edge.deploy import BuildRequest, check_request, choose_target
+    from ard_edge.deploy import build_engine as build
 
     if onnx_path is None or out_path is None:
         raise ConfigError("build-engine needs --onnx FILE and --out FILE (e.g. --out engines/NAME.engine)")
@@ -101,7 +128,7 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
         target=target,
         calibration_data=calibration_data,
         batch=parse_batch_range(batch_text) if batch_text is not None else None,
-        workspace=workspace,
+        workspace_bytes=parse_size(workspace) if workspace is not None else None,
         dla_core=dla_core,
         timing_cache=timing_cache,
         max_auroc_drop=max_auroc_drop,
@@ -111,20 +138,19 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
     check_request(request)  # everything cheap first: probing TensorRT loads CUDA
     chosen, reason = choose_target(target)
     click.echo(f"target: {chosen} ({reason})")
-    progress = _TqdmProgress()
+    progress = _BarProgress()
     try:
         sidecar = build(dataclasses.replace(request, target=chosen), progress=progress, target_reason=reason)
-    except CalibrationError as exc:
+    except AccuracyGateRefused as exc:
         progress.close()  # the gate's numbers after the bars, before the error line
-        if getattr(exc, "report", None):
-            click.echo(format_report(exc.report), err=True)
+        click.echo(format_report(exc.report), err=True)
         raise
     finally:
         progress.close()
     if (sidecar.get("calibration") or {}).get("gate"):
         click.echo(format_report(sidecar["calibration"]))
     batch = sidecar["batch"]
-    size_mb = sidecar["engine"]["bytes"] / 1e6
+    size_mb = sidecar["engine"]["bytes"] / BYTES_PER_MB
     click.echo(
         f"wrote {out_path} ({sidecar['backend']}, {sidecar['precision']}, batch "
         f"{batch['min']}:{batch['opt']}:{batch['max']}, {size_mb:.1f} MB, {sidecar['build']['time_s']:.1f} s) "

@@ -10,7 +10,9 @@ from pathlib import Path
 from ard_edge.engines.base import OUTPUT_NAMES, Engine, InferenceResult, InputSpec
 from ard_edge.errors import EngineError
 
-ENGINE_SUFFIXES = (".onnx", ".ckpt", ".engine", ".plan")
+# Files build-engine writes (a sidecar beside each says which backend runs them).
+BUILT_SUFFIXES = (".engine", ".plan")
+ENGINE_SUFFIXES = (".onnx", ".ckpt", *BUILT_SUFFIXES)
 
 
 def open_engine(path: str | Path, threads: int | None = None, **options) -> Engine:
@@ -26,14 +28,14 @@ def open_engine(path: str | Path, threads: int | None = None, **options) -> Engi
         raise EngineError(f"engine file not found: {path}")
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
+        from ard_edge.engines.onnxruntime.runner import OnnxRuntimeEngine
 
         return OnnxRuntimeEngine(path, intra_op_threads=threads, **options)
     if suffix == ".ckpt":
         from ard_edge.engines.torch_engine import TorchEngine
 
         return TorchEngine(path, threads=threads, **options)
-    if suffix in (".engine", ".plan"):
+    if suffix in BUILT_SUFFIXES:
         return _open_built_engine(path, threads, **options)
     raise EngineError(f"{path}: unknown engine type '{suffix}' (expected one of {', '.join(ENGINE_SUFFIXES)})")
 
@@ -43,7 +45,7 @@ def _open_built_engine(path: Path, threads: int | None, **options) -> Engine:
 
     sidecar = read_sidecar(path)
     if sidecar["backend"] == "onnxruntime":
-        from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
+        from ard_edge.engines.onnxruntime.runner import OnnxRuntimeEngine
 
         return OnnxRuntimeEngine(path, metadata=sidecar["metadata"], intra_op_threads=threads, **options)
     from ard_edge.engines.tensorrt import TensorRTEngine
@@ -51,4 +53,4 @@ def _open_built_engine(path: Path, threads: int | None, **options) -> Engine:
     return TensorRTEngine(path, sidecar=sidecar, **options)
 
 
-__all__ = ["ENGINE_SUFFIXES", "Engine", "InferenceResult", "InputSpec", "OUTPUT_NAMES", "open_engine"]
+__all__ = ["BUILT_SUFFIXES", "ENGINE_SUFFIXES", "Engine", "InferenceResult", "InputSpec", "OUTPUT_NAMES", "open_engine"]

@@ -4,6 +4,8 @@ Plain data in, plain data out: callers hand a uint8 NHWC batch to :meth:`Engine.
 an :class:`InferenceResult` of numpy arrays, so the runtime and the benchmarks never branch on
 the backend. Backends override only ``_infer_impl`` and ``_close_impl``; the public methods
 check the input and the engine's state.
+
+Builders share :data:`PRECISIONS`, :class:`BatchRange` and :class:`BuildProgress`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,44 @@ import numpy as np
 
 from ard_edge._graph import INPUT_NAME, OUTPUT_NAMES
 from ard_edge.errors import EngineError
+
+PRECISIONS = ("fp32", "fp16", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchRange:
+    """The batch sizes an engine accepts (TensorRT optimization profile: min, opt, max)."""
+
+    min: int
+    opt: int
+    max: int
+
+    def __str__(self) -> str:
+        return f"{self.min}:{self.opt}:{self.max}"
+
+    def as_tuple(self) -> tuple[int, int, int]:
+        return (self.min, self.opt, self.max)
+
+
+class BuildProgress:
+    """Receives build progress. The CLI draws it; the default ignores it.
+
+    TensorRT 10+ reports phases and steps (``phase_start``/``step``/``phase_finish``), possibly
+    from its own threads; older TensorRT and ONNX Runtime only ``tick`` with the elapsed time.
+    """
+
+    def phase_start(self, name: str, parent: str | None, num_steps: int) -> None:
+        pass
+
+    def step(self, name: str, step: int) -> bool:
+        """Return False to cancel the build."""
+        return True
+
+    def phase_finish(self, name: str) -> None:
+        pass
+
+    def tick(self, elapsed_s: float) -> None:
+        pass
 
 
 @dataclasses.dataclass(frozen=True)

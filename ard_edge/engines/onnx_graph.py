@@ -50,6 +50,8 @@ from collections import defaultdict
 from ard_edge.errors import EngineError
 
 FEATURE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
+# Explicit quantization: a graph holding these is INT8 already (ard-edge calibrate's output).
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 
 # Ops that measure how far apart two feature vectors are: the first ops of the tail.
 CHANNEL_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare", "LpNormalization"})
@@ -242,3 +244,8 @@ def _channels_out(node, shapes: dict[str, tuple[int, ...]]) -> int | None:
         trans_b = next((attr.i for attr in node.attribute if attr.name == "transB"), 0)
         return dims[0] if trans_b else dims[-1]
     return dims[-1]  # MatMul
+
+
+def is_qdq(model) -> bool:
+    """Whether an ONNX ModelProto is explicitly quantized (holds QuantizeLinear/DequantizeLinear nodes)."""
+    return any(node.op_type in QDQ_OPS for node in model.graph.node)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ard_edge._io import write_json
+from ard_edge.engines.base import PRECISIONS
 from ard_edge.errors import EngineError
 
 FORMAT = "ard-edge-engine/1"
 SUFFIX = ".json"
 BACKENDS = ("tensorrt", "onnxruntime")
-PRECISIONS = ("fp32", "fp16", "int8")
 
 _REQUIRED = ("format", "backend", "precision", "batch", "onnx", "environment", "metadata")
 # What a TensorRT plan is bound to: a plan from another TensorRT build or another GPU model

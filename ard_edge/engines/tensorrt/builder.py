@@ -1,7 +1,7 @@
 """Build a serialized TensorRT plan from an ard-edge ONNX (TensorRT 8.5 to 11).
 
 Version differences are decided in ``_compat``; this module only talks to tensorrt. It does not
-write the engine file: :mod:`ard_edge.engines.build` does, atomically, with its sidecar.
+write the engine file: :mod:`ard_edge.deploy.build` does, atomically, with its sidecar.
 """
 
 from __future__ import annotations
@@ -187,9 +187,8 @@ def build_serialized_engine(
     None for a fixed one. ``progress`` gets ``phase_start/step/phase_finish`` on TensorRT 10+
     (IProgressMonitor) and ``tick(elapsed_s)`` otherwise.
     """
-    import onnx
-
     from ard_edge.engines.fp16 import convert_to_fp16
+    from ard_edge.engines.metadata import load_onnx
     from ard_edge.engines.onnx_graph import split_graph
     from ard_edge.engines.tensorrt._environment import current_environment
 
@@ -203,7 +202,7 @@ def build_serialized_engine(
     onnx_path = Path(onnx_path)
     timing_cache = Path(timing_cache) if timing_cache is not None else None
 
-    model = onnx.load(str(onnx_path))
+    model = load_onnx(onnx_path)
     if plan.onnx == "fp16-mixed":
         model = convert_to_fp16(model)
     nodes = [(node.name, node.op_type) for node in model.graph.node]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ard_edge.engines.base import OUTPUT_NAMES, Engine, InputSpec
-from ard_edge.engines.metadata import METADATA_KEY
+from ard_edge.engines.metadata import metadata_from_props
 from ard_edge.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -70,7 +69,7 @@ class OnnxRuntimeEngine(Engine):
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise EngineError(f"{path} is not a runnable ONNX model ({exc})") from exc
         if metadata is None:
-            metadata = _session_metadata(self._session, path)
+            metadata = metadata_from_props(self._session.get_modelmeta().custom_metadata_map, path)
         super().__init__(path, _input_spec(self._session, path), metadata)
         self._output_names = [o.name for o in self._session.get_outputs()]
         missing = set(OUTPUT_NAMES) - set(self._output_names)
@@ -93,13 +92,6 @@ class OnnxRuntimeEngine(Engine):
 
     def _close_impl(self) -> None:
         del self._session
-
-
-def _session_metadata(session, path: Path) -> dict:
-    custom = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in custom:
-        raise EngineError(f"{path} is an ONNX model but not an ard-edge export (no '{METADATA_KEY}' metadata)")
-    return json.loads(custom[METADATA_KEY])
 
 
 def _input_spec(session, path: Path) -> InputSpec:

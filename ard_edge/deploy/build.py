@@ -19,7 +19,6 @@ import dataclasses
 import datetime
 import json
 import logging
-import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -27,79 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from ard_edge._io import atomic_open, atomic_path, sha256_file
+from ard_edge._version import __version__
+from ard_edge.calibration import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT, DEFAULT_NUM_IMAGES, calibrate_onnx
+from ard_edge.engines import BUILT_SUFFIXES
+from ard_edge.engines.base import PRECISIONS, BatchRange, BuildProgress
+from ard_edge.engines.metadata import load_onnx, onnx_metadata
+from ard_edge.engines.onnx_graph import is_qdq
 from ard_edge.engines.sidecar import FORMAT, sidecar_path, validate_sidecar
 from ard_edge.errors import ConfigError, EngineError, MissingDependency
 
 log = logging.getLogger(__name__)
 
-PRECISIONS = ("fp32", "fp16", "int8")
 TARGETS = ("auto", "tensorrt", "onnxruntime")
-ENGINE_SUFFIXES = (".engine", ".plan")
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-
-
-class BuildProgress:
-    """Receives build progress. The CLI draws it; the default ignores it.
-
-    TensorRT 10+ reports phases and steps (``phase_start``/``step``/``phase_finish``), possibly
-    from its own threads; older TensorRT and ONNX Runtime only ``tick`` with the elapsed time.
-    """
-
-    def phase_start(self, name: str, parent: str | None, num_steps: int) -> None:
-        pass
-
-    def step(self, name: str, step: int) -> bool:
-        """Return False to cancel the build."""
-        return True
-
-    def phase_finish(self, name: str) -> None:
-        pass
-
-    def tick(self, elapsed_s: float) -> None:
-        pass
-
-
-@dataclasses.dataclass(frozen=True)
-class BatchRange:
-    """The batch sizes an engine accepts (TensorRT optimization profile: min, opt, max)."""
-
-    min: int
-    opt: int
-    max: int
-
-    def __str__(self) -> str:
-        return f"{self.min}:{self.opt}:{self.max}"
-
-    def as_tuple(self) -> tuple[int, int, int]:
-        return (self.min, self.opt, self.max)
-
-
-def parse_batch_range(text: str) -> BatchRange:
-    """``'1:4:8'`` -> BatchRange(1, 4, 8); ``'4'`` -> BatchRange(4, 4, 4)."""
-    parts = str(text).strip().split(":")
-    if len(parts) not in (1, 3) or not all(re.fullmatch(r"\d+", p.strip()) for p in parts):
-        raise ConfigError(f"--batch {text!r}: expected MIN:OPT:MAX (e.g. 1:4:8) or one size (e.g. 4)")
-    values = [int(p) for p in parts] * (3 if len(parts) == 1 else 1)
-    low, opt, high = values
-    if low < 1:
-        raise ConfigError(f"--batch {text!r}: batch sizes start at 1")
-    if not low <= opt <= high:
-        raise ConfigError(f"--batch {text!r}: needs MIN <= OPT <= MAX")
-    return BatchRange(low, opt, high)
-
-
-_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str) -> int:
-    """``'1G'`` -> 1073741824; units K, M, G, T are powers of 1024 (``MB``/``MiB`` accepted)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", str(text))
-    if not match:
-        raise ConfigError(f"--workspace {text!r}: expected a size such as 512M, 1G or 1.5G")
-    value = float(match.group(1)) * _SIZE_UNITS[match.group(2).upper()]
-    if value < 1:
-        raise ConfigError(f"--workspace {text!r}: must be at least 1 byte")
-    return int(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,12 +50,12 @@ class BuildRequest:
     target: str = "auto"  # auto | tensorrt | onnxruntime
     calibration_data: Path | None = None  # good images to calibrate an FP32 ONNX for int8
     batch: BatchRange | None = None  # None: the export's fixed batch, or 1:1:1 if dynamic
-    workspace: str | None = None  # as given, e.g. "1G" (kept for the rebuild hint)
+    workspace_bytes: int | None = None  # TensorRT workspace limit
     dla_core: int | None = None  # Jetson DLA core, GPU fallback on
     timing_cache: Path | None = None  # TensorRT tactic timing cache, loaded and updated
-    max_auroc_drop: float = 0.01  # calibration gate, passed to ard_edge.calibration
-    min_agreement: float = 0.99  # calibration gate, passed to ard_edge.calibration
-    calibration_images: int = 256
+    max_auroc_drop: float = DEFAULT_MAX_AUROC_DROP  # calibration gate, passed to ard_edge.calibration
+    min_agreement: float = DEFAULT_MIN_AGREEMENT  # calibration gate, passed to ard_edge.calibration
+    calibration_images: int = DEFAULT_NUM_IMAGES
 
 
 def tensorrt_probe() -> tuple[dict[str, Any] | None, str]:
@@ -147,11 +85,6 @@ def choose_target(requested: str, probe: Probe = tensorrt_probe) -> tuple[str, s
     return "tensorrt", f"auto: {reason}"
 
 
-def is_qdq(model) -> bool:
-    """Whether an ONNX ModelProto is already quantized with QuantizeLinear/DequantizeLinear nodes."""
-    return any(node.op_type in QDQ_OPS for node in model.graph.node)
-
-
 def onnx_batch(model) -> int | None:
     """The export's fixed batch size, or None when the batch dimension is dynamic."""
     dims = model.graph.input[0].type.tensor_type.shape.dim
@@ -179,12 +112,12 @@ def check_request(request: BuildRequest) -> None:
         raise ConfigError(f"--target {request.target!r}: expected one of {', '.join(TARGETS)}")
     if not Path(request.onnx).is_file():
         raise ConfigError(f"--onnx {request.onnx}: no such file")
-    if Path(request.out).suffix.lower() not in ENGINE_SUFFIXES:
+    if Path(request.out).suffix.lower() not in BUILT_SUFFIXES:
         raise ConfigError(f"--out {request.out}: engine files end in .engine or .plan (open_engine dispatches on it)")
     if Path(request.out).resolve() == Path(request.onnx).resolve():
         raise ConfigError("--out must not overwrite the --onnx model")
-    if request.workspace is not None:
-        parse_size(request.workspace)
+    if request.workspace_bytes is not None and request.workspace_bytes < 1:
+        raise ConfigError(f"--workspace {request.workspace_bytes}: must be at least 1 byte")
     if request.dla_core is not None:
         if request.dla_core < 0:
             raise ConfigError(f"--dla {request.dla_core}: DLA cores are numbered from 0")
@@ -213,10 +146,6 @@ def _calibration_progress(progress: BuildProgress) -> Callable[[str, int, int], 
 def _calibrate(
     request: BuildRequest, target: str, workdir: Path, progress: BuildProgress | None
 ) -> tuple[Path, dict[str, Any]]:
-    try:
-        from ard_edge.calibration import calibrate_onnx
-    except ImportError as exc:
-        raise EngineError(f"INT8 calibration is not available in this ard-edge ({exc})") from exc
     out = workdir / "calibrated_qdq.onnx"
     report = calibrate_onnx(
         request.onnx,
@@ -231,40 +160,6 @@ def _calibrate(
     if not out.is_file():
         raise EngineError(f"calibration did not write {out}")
     return out, report
-
-
-def _optimize_for_onnxruntime(src: Path, dst: Path, batch: BatchRange, progress: BuildProgress | None) -> None:
-    import numpy as np
-    import onnxruntime as ort
-
-    from ard_edge.engines.onnxruntime_engine import OnnxRuntimeEngine
-
-    options = ort.SessionOptions()
-    # EXTENDED, not ALL: ALL adds layout transforms (NCHWc blocks sized for this CPU's SIMD
-    # width), and ONNX Runtime documents that such an offline-optimized model is bound to the
-    # hardware it was optimized on. EXTENDED keeps the portable fusions (Conv+activation,
-    # Q/DQ -> QLinearConv, ...); the layout step still happens at load time on the line PC,
-    # where the engine opens with ORT_ENABLE_ALL.
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-    options.optimized_model_filepath = str(dst)
-    options.log_severity_level = 3
-    if progress is not None:
-        progress.phase_start("ONNX Runtime graph optimization", None, 2)
-    try:
-        ort.InferenceSession(str(src), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime raises Fail/InvalidGraph/NotImplemented
-        raise EngineError(f"ONNX Runtime cannot optimize {src}: {exc}") from exc
-    if progress is not None:
-        progress.step("ONNX Runtime graph optimization", 0)
-    if not dst.is_file() or dst.stat().st_size == 0:
-        raise EngineError(f"ONNX Runtime did not write the optimized model for {src}")
-    # The written file must open and run before it replaces anything.
-    with OnnxRuntimeEngine(dst, metadata={"threshold": 0.0}) as engine:
-        spec = engine.input_spec
-        engine.infer(np.zeros((batch.min, spec.height, spec.width, spec.channels), np.uint8))
-    if progress is not None:
-        progress.step("ONNX Runtime graph optimization", 1)
-        progress.phase_finish("ONNX Runtime graph optimization")
 
 
 def _json_value(value: Any) -> Any:
@@ -292,21 +187,13 @@ def build_engine(
     fails, CalibrationError when INT8 calibration fails (AccuracyGateRefused, exit status 3, when
     its accuracy gate refuses the model).
     """
-    import onnx
-
-    from ard_edge._version import __version__
-    from ard_edge.engines.metadata import onnx_metadata
-
     check_request(request)
     if target_reason is not None and request.target in ("tensorrt", "onnxruntime"):
         target, reason = request.target, target_reason
     else:
         target, reason = choose_target(request.target, probe)
     onnx_path, out = Path(request.onnx), Path(request.out)
-    try:
-        model = onnx.load(str(onnx_path), load_external_data=False)
-    except Exception as exc:
-        raise ConfigError(f"--onnx {onnx_path} is not a readable ONNX model ({exc})") from exc
+    model = load_onnx(onnx_path, ConfigError)
     metadata = onnx_metadata(model, onnx_path)
     fixed_batch = onnx_batch(model)
     batch = resolve_batch(request.batch, fixed_batch, onnx_path)
@@ -328,9 +215,9 @@ def build_engine(
     if request.calibration_data is not None and (precision != "int8" or quantized):
         log.warning("--calibration-data is only used to calibrate an fp32 ONNX for int8: ignored")
     if target == "onnxruntime":
-        for name in ("workspace", "dla_core", "timing_cache"):
+        for name, option in (("workspace_bytes", "workspace"), ("dla_core", "dla"), ("timing_cache", "timing-cache")):
             if getattr(request, name) is not None:
-                log.warning("--%s only applies to TensorRT: ignored for the ONNX Runtime target", name.replace("_", "-"))
+                log.warning("--%s only applies to TensorRT: ignored for the ONNX Runtime target", option)
 
     start = time.perf_counter()
     calibration = None
@@ -341,19 +228,19 @@ def build_engine(
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ard-edge-calib-")))
             source, calibration = _calibrate(request, target, workdir, progress)
             with contextlib.suppress(EngineError):
-                metadata = onnx_metadata(onnx.load(str(source), load_external_data=False), source)
+                metadata = onnx_metadata(load_onnx(source), source)
         # The sidecar enters the stack first so the engine is renamed into place before it (LIFO);
         # an error anywhere in this block removes both temporary files and renames neither.
         sidecar_file = stack.enter_context(atomic_open(sidecar_path(out)))
         engine_tmp = stack.enter_context(atomic_path(out))
         if target == "tensorrt":
-            from ard_edge.engines.tensorrt.builder import build_serialized_engine
+            from ard_edge.engines.tensorrt import build_serialized_engine
 
             built = build_serialized_engine(
                 source,
                 precision=precision,
                 batch=batch.as_tuple() if fixed_batch is None else None,
-                workspace_bytes=parse_size(request.workspace) if request.workspace else None,
+                workspace_bytes=request.workspace_bytes,
                 dla_core=request.dla_core,
                 timing_cache=request.timing_cache,
                 progress=progress,
@@ -361,10 +248,9 @@ def build_engine(
             engine_tmp.write_bytes(built.plan)
             environment, details = built.environment, built.details
         else:
-            import onnxruntime as ort
+            from ard_edge.engines.onnxruntime.builder import optimize_onnx
 
-            _optimize_for_onnxruntime(source, engine_tmp, batch, progress)
-            environment = {"onnxruntime_version": ort.__version__, "graph_optimization": "ORT_ENABLE_EXTENDED"}
+            environment = optimize_onnx(source, engine_tmp, batch, progress)
         build_s = time.perf_counter() - start
         sidecar = {
             "format": FORMAT,
@@ -383,7 +269,7 @@ def build_engine(
             },
             "options": {
                 "calibration_data": str(request.calibration_data) if calibration is not None else None,
-                "workspace": request.workspace if target == "tensorrt" else None,
+                "workspace": request.workspace_bytes if target == "tensorrt" else None,
                 "dla_core": request.dla_core if target == "tensorrt" else None,
                 "timing_cache": str(request.timing_cache) if target == "tensorrt" and request.timing_cache else None,
             },
