@@ -12,7 +12,7 @@ import torch
 from ard_edge._version import __version__
 from ard_edge._graph import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAMES
 from ard_edge._io import atomic_path, sha256_file
-from ard_edge.engines.metadata import set_onnx_metadata
+from ard_edge.engines.metadata import load_onnx, stamp_metadata
 from ard_edge.errors import ExportError
 from ard_edge.model import load_checkpoint
 from ard_edge.model.fused import fused_from_checkpoint
@@ -73,13 +73,8 @@ def _trace_to_onnx(fused, example: torch.Tensor, path: Path, dynamic_batch: bool
 def _finish(path: Path, metadata: dict[str, Any]) -> None:
     import onnx
 
-    proto = onnx.load(str(path))
-    set_onnx_metadata(proto, metadata)
-    proto.producer_name, proto.producer_version = "ard-edge", __version__
-    try:
-        onnx.checker.check_model(proto, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise ExportError(f"exported graph fails onnx.checker: {exc}") from exc
+    proto = load_onnx(path, ExportError)
+    stamp_metadata(proto, metadata, ExportError, "the exported graph", full_check=True)
     onnx.save(proto, str(path))
 
 
