@@ -9,7 +9,9 @@
     │   └── AccuracyGateRefused  the INT8 model strays too far from FP32      (exit 3)
     ├── EngineError              bad engine file, wrong input, wrong GPU/TensorRT
     ├── CameraError              producer/device problems
-    │   └── CameraTimeout        no frame within the timeout
+    │   ├── CameraTimeout        no frame within the timeout
+    │   ├── CameraDisconnected   the device went away; fetch keeps trying to reopen it
+    │   └── EndOfStream          a replay source has no more frames
     └── MissingDependency        an optional package is not installed
 
 Errors from lower libraries are converted at the boundary with ``raise ... from exc``.
@@ -68,6 +70,14 @@ class CameraError(ArdEdgeError):
 
 class CameraTimeout(CameraError):
     pass
+
+
+class CameraDisconnected(CameraError):
+    """The device is gone; later ``fetch`` calls reopen it with exponential backoff."""
+
+
+class EndOfStream(CameraError):
+    """A folder or video replay ran out of frames and is not looping."""
 
 
 class MissingDependency(ArdEdgeError):

@@ -23,6 +23,7 @@ from ard_edge.calibration._quantize import (
     quantize_model,
     tensorrt_violations,
 )
+from ard_edge.engines.base import InputSpec
 from ard_edge.engines.metadata import load_onnx, onnx_metadata, stamp_metadata
 from ard_edge.engines.onnx_graph import is_qdq
 from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError
@@ -250,7 +251,8 @@ def _calibrate(prepared: Path, images: ImageSplit, spec: dict, method: str, work
         if progress:
             progress("calibrate", done, total)
 
-    batches = frame_batches(images.calibration, spec["height"], spec["width"], spec["channels"], batch, fixed=True)
+    engine_spec = InputSpec(spec["height"], spec["width"], spec["channels"], min_batch=batch, max_batch=batch)
+    batches = frame_batches(images.calibration, engine_spec, batch)
     return collect_ranges(prepared, batches, method, work, spec.get("name", "frames"), on_batch)
 
 

@@ -29,7 +29,7 @@ def run_engine(
     with OnnxRuntimeEngine(model_path) as engine:
         spec = engine.input_spec
         batch = spec.fixed_batch or _BATCH
-        for frames, real in frame_batches(paths, spec.height, spec.width, spec.channels, batch, bool(spec.fixed_batch)):
+        for frames, real in frame_batches(paths, spec, batch):
             result = engine.infer(frames)
             scores.append(result.score[:real])
             decisions.append(result.is_anomalous[:real])

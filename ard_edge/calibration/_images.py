@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ard_edge.data import engine_frame, is_image_file, list_samples, read_image
+from ard_edge.engines.base import InputSpec
 from ard_edge.errors import DataError
 
 LAYOUT_HINT = "expected DIR/train/good (MVTec AD layout) or a folder of good images"
@@ -70,13 +71,8 @@ def frame_from_file(path: Path, height: int, width: int, channels: int) -> np.nd
     return engine_frame(read_image(path), (height, width), channels)
 
 
-def frame_batches(
-    paths: Sequence[Path], height: int, width: int, channels: int, batch: int, fixed: bool
-) -> Iterator[tuple[np.ndarray, int]]:
-    """(frames, number of real frames) per batch; a ``fixed`` batch size is filled by repeating frames."""
+def frame_batches(paths: Sequence[Path], spec: InputSpec, batch: int) -> Iterator[tuple[np.ndarray, int]]:
+    """(frames, number of real frames) per batch of ``batch`` files, padded to the engine's ``min_batch``."""
     for start in range(0, len(paths), batch):
-        frames = np.stack([frame_from_file(p, height, width, channels) for p in paths[start : start + batch]])
-        real = len(frames)
-        if fixed and real < batch:
-            frames = np.concatenate([frames, frames[np.arange(batch - real) % real]])
-        yield frames, real
+        frames = np.stack([frame_from_file(p, spec.height, spec.width, spec.channels) for p in paths[start : start + batch]])
+        yield spec.pad(frames), len(frames)

@@ -11,13 +11,12 @@ Example::
 """
 
 from ard_edge.camera.config import CameraConfig
-from ard_edge.camera.errors import CameraDisconnected, EndOfStream
 from ard_edge.camera.frames import Frame, FrameSource
 from ard_edge.camera.genicam import GenICamCamera, find_producers, list_devices, select_device, simulator_producer
 from ard_edge.camera.pixel_formats import SUPPORTED_PIXEL_FORMATS, image_from_buffer, image_from_component
 from ard_edge.camera.registry import open_source, source_from_spec
-from ard_edge.camera.replay import FolderReplay, VideoReplay, read_image
-from ard_edge.errors import CameraError, CameraTimeout
+from ard_edge.camera.replay import FolderReplay, VideoReplay
+from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, EndOfStream
 
 __all__ = [
     "SUPPORTED_PIXEL_FORMATS",
@@ -36,7 +35,6 @@ __all__ = [
     "image_from_component",
     "list_devices",
     "open_source",
-    "read_image",
     "select_device",
     "simulator_producer",
     "source_from_spec",

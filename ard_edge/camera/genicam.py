@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from ard_edge.camera.config import CameraConfig
-from ard_edge.camera.errors import CameraDisconnected
 from ard_edge.camera.frames import Frame, FrameSource
 from ard_edge.camera.pixel_formats import image_from_component
-from ard_edge.errors import CameraError, CameraTimeout, require
+from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, require
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 # harvesters logs through a logger we hand it, so its messages follow the app's logging setup
 # instead of its own stderr handler. Its INFO lines narrate every start/stop and its warnings
 # repeat, with tracebacks, what this module reports itself: show only its errors by default.
@@ -69,11 +68,11 @@ def find_producers(producer: Path | None = None) -> list[Path]:
         producer = Path(producer).expanduser()
         if not producer.is_file():
             raise CameraError(f"GenTL producer not found: {producer} (check `producer:` in ard-edge.yaml)")
-        logger.info("GenTL producer from the config: %s", producer)
+        log.info("GenTL producer from the config: %s", producer)
         return [producer]
     found = _producers_on_env_path()
     if found:
-        logger.info("GenTL producers from %s: %s", PRODUCER_PATH_ENV, ", ".join(map(str, found)))
+        log.info("GenTL producers from %s: %s", PRODUCER_PATH_ENV, ", ".join(map(str, found)))
         return found
     simulator = simulator_producer()
     if simulator is None:
@@ -81,7 +80,7 @@ def find_producers(producer: Path | None = None) -> list[Path]:
             f"no GenTL producer: set `producer:` in ard-edge.yaml or {PRODUCER_PATH_ENV}"
             " (the genicam package ships no viky.cti simulator either)"
         )
-    logger.info("no producer configured and none on %s: using the simulator %s", PRODUCER_PATH_ENV, simulator)
+    log.info("no producer configured and none on %s: using the simulator %s", PRODUCER_PATH_ENV, simulator)
     return [simulator]
 
 
@@ -137,7 +136,7 @@ def _release_harvester(shared: _SharedHarvester) -> None:
         try:
             shared.harvester.reset()  # destroys leftover acquirers, closes the producers
         except Exception as exc:  # noqa: BLE001 - teardown of a driver that may already be gone
-            logger.debug("releasing the Harvester failed: %s", exc)
+            log.debug("releasing the Harvester failed: %s", exc)
 
 
 def _new_harvester(producers: list[Path]) -> Any:
@@ -343,7 +342,7 @@ class GenICamCamera(FrameSource):
             raise
         self._ia = ia
         self._device = devices[index]
-        logger.info("%s: streaming from %s via %s", self.name, describe_device(self._device), self._device["producer"])
+        log.info("%s: streaming from %s via %s", self.name, describe_device(self._device), self._device["producer"])
 
     def _create_acquirer(self, harvester: Any, device: dict[str, Any]) -> Any:
         # harvesters replaces the SIGINT handler with one that silently destroys the acquirer;
@@ -371,7 +370,7 @@ class GenICamCamera(FrameSource):
         try:
             ia.destroy()  # stops acquisition, requeues buffers, closes the device; no-op if done
         except Exception as exc:  # noqa: BLE001 - the device may be gone; nothing left to free
-            logger.debug("%s: destroying the image acquirer failed: %s", self.name, exc)
+            log.debug("%s: destroying the image acquirer failed: %s", self.name, exc)
         acquirers = self._shared.harvester.image_acquirers if self._shared else []
         if ia in acquirers:
             acquirers.remove(ia)  # harvesters keeps destroyed acquirers listed otherwise
@@ -441,13 +440,13 @@ class GenICamCamera(FrameSource):
             try:
                 getattr(node_map, feature).value = value
             except _driver_errors() as exc:
-                logger.debug("%s: %s=%r not applied: %s", self.name, feature, value, exc)
+                log.debug("%s: %s=%r not applied: %s", self.name, feature, value, exc)
 
     def _warn_once(self, key: str, message: str) -> None:
         # Reconnects apply the features again; the operator needs to hear about each only once.
         if key not in self._warned:
             self._warned.add(key)
-            logger.warning(message)
+            log.warning(message)
 
     # -- acquisition
 
@@ -537,7 +536,7 @@ class GenICamCamera(FrameSource):
     # -- reconnect
 
     def _lost(self, reason: object) -> None:
-        logger.warning("%s: device lost (%s); reopening in %.1f s", self.name, reason, self._reconnect_initial_s)
+        log.warning("%s: device lost (%s); reopening in %.1f s", self.name, reason, self._reconnect_initial_s)
         self._disconnect()
         self._backoff_s = self._reconnect_initial_s
         self._next_attempt_s = time.monotonic() + self._backoff_s
@@ -558,13 +557,13 @@ class GenICamCamera(FrameSource):
             except CameraError as exc:
                 self._backoff_s = min(self._backoff_s * 2, self._reconnect_max_s)
                 self._next_attempt_s = time.monotonic() + self._backoff_s
-                logger.warning("%s: reconnect failed (%s); next attempt in %.1f s", self.name, exc, self._backoff_s)
+                log.warning("%s: reconnect failed (%s); next attempt in %.1f s", self.name, exc, self._backoff_s)
                 raise CameraDisconnected(
                     f"{self.name}: reconnect failed; next attempt in {self._backoff_s:.1f} s"
                 ) from exc
         self._stats["reconnects"] += 1
         self._backoff_s = self._reconnect_initial_s
-        logger.info("%s: reconnected", self.name)
+        log.info("%s: reconnected", self.name)
 
 
 def _incomplete_counter(stats: dict[str, int]) -> Any:

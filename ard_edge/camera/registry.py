@@ -11,7 +11,7 @@ from ard_edge.camera.genicam import GenICamCamera
 from ard_edge.camera.replay import FolderReplay, VideoReplay
 from ard_edge.errors import CameraError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 REPLAY_KINDS = {"folder": FolderReplay, "video": VideoReplay}
 
@@ -31,7 +31,7 @@ def source_from_spec(
             raise CameraError(f"{spec!r}: missing path after '{kind}:'")
         return REPLAY_KINDS[kind](rest, name=spec, fps=fps, loop=loop)
     if fps is not None or loop:
-        logger.debug("%s: fps and loop apply to replay sources only; ignored for a camera", spec)
+        log.debug("%s: fps and loop apply to replay sources only; ignored for a camera", spec)
     if cameras:
         if spec not in cameras:
             raise CameraError(

@@ -12,14 +12,10 @@ from typing import Any
 
 import numpy as np
 
-from ard_edge.camera.errors import EndOfStream
 from ard_edge.camera.frames import Frame, FrameSource
-from ard_edge.errors import CameraError, CameraTimeout
+from ard_edge.errors import CameraError, CameraTimeout, DataError, EndOfStream
 
-logger = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
-
+log = logging.getLogger(__name__)
 
 class _ReplaySource(FrameSource):
     """Pacing, looping and counters shared by the replay sources."""
@@ -84,13 +80,15 @@ class FolderReplay(_ReplaySource):
         return list(self._files)
 
     def _open_impl(self) -> None:
+        from ard_edge.data import IMAGE_EXTENSIONS, is_image_file  # loads cv2: only when replaying
+
         if not self.path.is_dir():
             raise CameraError(f"{self.name}: no such folder: {self.path}")
-        self._files = sorted(p for p in self.path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        self._files = sorted(p for p in self.path.iterdir() if p.is_file() and is_image_file(p))
         if not self._files:
-            raise CameraError(f"{self.name}: no images ({', '.join(IMAGE_SUFFIXES)}) in {self.path}")
+            raise CameraError(f"{self.name}: no images ({', '.join(IMAGE_EXTENSIONS)}) in {self.path}")
         self._position = 0
-        logger.info("%s: replaying %d images from %s", self.name, len(self._files), self.path)
+        log.info("%s: replaying %d images from %s", self.name, len(self._files), self.path)
 
     def _close_impl(self) -> None:
         self._files = []
@@ -100,9 +98,14 @@ class FolderReplay(_ReplaySource):
             if not self.loop:
                 raise self._end(len(self._files))
             self._position = 0
+        from ard_edge.data import read_image
+
         path = self._files[self._position]
         self._position += 1
-        image = read_image(path)
+        try:
+            image = read_image(path, mono_as_rgb=False)
+        except DataError as exc:
+            raise CameraError(f"{self.name}: {exc}") from exc
         return image, str(path), 0, "Mono8" if image.shape[2] == 1 else "RGB8"
 
 
@@ -153,26 +156,3 @@ class VideoReplay(_ReplaySource):
         self._index += 1
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), source, round(position_ms * 1e6), "RGB8"
 
-
-def read_image(path: Path) -> np.ndarray:
-    """Read an image file as uint8 HxWx1 (grayscale file) or HxWx3 RGB.
-
-    Raises:
-        CameraError: the file cannot be decoded.
-    """
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None:
-        raise CameraError(f"cannot read image {path}")
-    if image.dtype == np.uint16:
-        image = (image >> 8).astype(np.uint8)  # 16-bit PNG/TIFF: keep the top 8 bits
-    elif image.dtype != np.uint8:
-        raise CameraError(f"{path}: unsupported sample type {image.dtype} (need 8 or 16 bit)")
-    if image.ndim == 2:
-        return image[..., None]
-    if image.shape[2] == 1:
-        return image
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)

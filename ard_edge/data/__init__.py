@@ -14,6 +14,7 @@ from ard_edge.data._images import (
     read_mask,
     resize_image,
     resize_mask,
+    write_png,
 )
 from ard_edge.data._mvtec import LoadedSample, MVTecDataset, Sample, list_samples, load_sample
 from ard_edge.data._split import split_train_holdout
@@ -39,5 +40,6 @@ __all__ = [
     "resize_image",
     "resize_mask",
     "split_train_holdout",
+    "write_png",
     "write_synthetic_dataset",
 ]

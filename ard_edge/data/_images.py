@@ -12,9 +12,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ard_edge._io import atomic_open
 from ard_edge.errors import DataError
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Every file kind OpenCV decodes that cameras and datasets use; replays, predict and training share it.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".webp")
 
 # Shrinking averages source pixels (INTER_AREA: no aliasing); enlarging interpolates (INTER_LINEAR).
 RESIZE_INTERPOLATION = {"shrink": cv2.INTER_AREA, "enlarge": cv2.INTER_LINEAR}
@@ -26,21 +28,33 @@ def is_image_file(path: str | os.PathLike) -> bool:
     return not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 RGB HxWx3: gray is replicated, 16-bit scaled, alpha dropped."""
+def read_image(path: str | os.PathLike, mono_as_rgb: bool = True) -> np.ndarray:
+    """Read an image file as uint8 RGB HxWx3; a gray file as HxWx1 instead when not ``mono_as_rgb``.
+
+    The one reader for training, calibration, predict and replays, so all of them see the same
+    pixels: 16-bit samples are scaled to 8 bits (``round(x / 257)``), alpha is dropped.
+    """
     raw = _decode(path, cv2.IMREAD_UNCHANGED)
     if raw.dtype == np.uint16:
         raw = np.round(raw / 257.0).astype(np.uint8)  # 65535 / 255 = 257
     elif raw.dtype != np.uint8:
         raise DataError(f"{path}: {raw.dtype} pixels are not supported: save it as 8- or 16-bit")
-    if raw.ndim == 2:
-        return cv2.cvtColor(raw, cv2.COLOR_GRAY2RGB)
-    channels = raw.shape[2]
-    if channels in (1, 2):  # gray, or gray + alpha
-        return cv2.cvtColor(np.ascontiguousarray(raw[:, :, 0]), cv2.COLOR_GRAY2RGB)
-    if channels == 3:
-        return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB)
-    return cv2.cvtColor(raw, cv2.COLOR_BGRA2RGB)
+    if raw.ndim == 2 or raw.shape[2] in (1, 2):  # gray, or gray + alpha
+        gray = raw if raw.ndim == 2 else np.ascontiguousarray(raw[:, :, 0])
+        return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB) if mono_as_rgb else gray[..., None]
+    return cv2.cvtColor(raw, cv2.COLOR_BGR2RGB if raw.shape[2] == 3 else cv2.COLOR_BGRA2RGB)
+
+
+def write_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write ``image`` (HxW, HxWx1 or BGR HxWx3) as a PNG, atomically: a crash never leaves a truncated file.
+
+    Encoding in memory first also handles non-ASCII paths, which ``cv2.imwrite`` does not everywhere.
+    """
+    ok, encoded = cv2.imencode(".png", image)
+    if not ok:
+        raise DataError(f"cannot encode {path} as PNG")
+    with atomic_open(path, "wb") as handle:
+        handle.write(encoded.tobytes())
 
 
 def read_mask(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from ard_edge.data._images import is_image_file, read_image, read_mask, resize_image, resize_mask
 from ard_edge.errors import ConfigError, DataError
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 GOOD = "good"
 LAYOUT_HINT = "expected MVTec AD layout train/good, test/<type>, ground_truth/<type>"
@@ -103,7 +103,7 @@ def _test_samples(root: Path) -> list[Sample]:
     # folder that lacks some masks is still an error: that is a broken dataset, not a choice.
     image_level = not (root / "ground_truth").is_dir()
     if image_level:
-        logger.info("%s has no ground_truth/ folder: image-level labels only", root)
+        log.info("%s has no ground_truth/ folder: image-level labels only", root)
     samples, missing = [], []
     for type_dir in sorted(p for p in test_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         defect_type = type_dir.name

@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from ard_edge.data._images import resize_image
+from ard_edge.data._images import write_png as _write_png
 from ard_edge.data._mvtec import GOOD
 from ard_edge.errors import ConfigError, DataError
 
@@ -278,15 +279,6 @@ def _write_test(
             _write_png(staging / "ground_truth" / item.defect_type / f"{item.name}_mask.png", mask_u8)
         if progress:
             progress(1)
-
-
-def _write_png(path: Path, image: np.ndarray) -> None:
-    """Write a PNG via imencode, which, unlike imwrite, handles non-ASCII paths everywhere."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ok, encoded = cv2.imencode(".png", image)
-    if not ok:
-        raise DataError(f"cannot encode {path} as PNG")
-    path.write_bytes(encoded.tobytes())
 
 
 def _check_arguments(

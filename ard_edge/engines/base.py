@@ -76,6 +76,16 @@ class InputSpec:
     def fixed_batch(self) -> int | None:
         return self.min_batch if self.max_batch == self.min_batch else None
 
+    def pad(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` filled up to ``min_batch`` by repeating them; only the first ``len(frames)`` results count.
+
+        Repeated frames rather than black ones: calibration measures ranges on these batches too.
+        """
+        missing = self.min_batch - len(frames)
+        if missing <= 0:
+            return frames
+        return np.concatenate([frames, frames[np.arange(missing) % len(frames)]])
+
     def check(self, frames: np.ndarray) -> np.ndarray:
         """Return ``frames`` as a contiguous NHWC batch, or raise EngineError saying what is wrong."""
         if not isinstance(frames, np.ndarray):

@@ -10,7 +10,7 @@ import numpy as np
 from ard_edge.metrics._checks import as_labels, as_scores, paired
 from ard_edge.metrics._pixels import PixelScores, split_pixels
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 # Pixel queries per searchsorted call: bounds the int64 temporaries to ~32 MB each.
 _CHUNK_PX = 1 << 22
@@ -80,7 +80,7 @@ def _one_class(num_positive: int, num_negative: int, what: str) -> bool:
     """Log and return True when AUROC is undefined because a class is missing."""
     if num_positive and num_negative:
         return False
-    logger.warning(
+    log.warning(
         "%s is undefined: %d anomalous and %d good samples (needs both)", what, num_positive, num_negative
     )
     return True

@@ -10,7 +10,7 @@ import numpy as np
 from ard_edge.errors import ConfigError
 from ard_edge.metrics._pixels import PixelScores, split_pixels
 
-logger = logging.getLogger(__name__)
+log = logging.getLogger(__name__)
 
 
 def pro_score(masks: Sequence[np.ndarray], maps: Sequence[np.ndarray], max_fpr: float = 0.3) -> float:
@@ -37,7 +37,7 @@ def pro_of_pixels(pixels: PixelScores, max_fpr: float = 0.3) -> float:
     if not 0.0 < max_fpr <= 1.0:
         raise ConfigError(f"PRO max_fpr must be in (0, 1], got {max_fpr}")
     if pixels.num_regions == 0 or pixels.good.size == 0:
-        logger.warning(
+        log.warning(
             "PRO is undefined: %d defect regions and %d good pixels (needs both)",
             pixels.num_regions, pixels.good.size,
         )

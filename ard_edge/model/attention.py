@@ -12,6 +12,8 @@ import math
 import torch
 from torch import nn
 
+from ard_edge.errors import ConfigError
+
 ATTENTIONS = ("none", "se", "eca", "cbam")
 
 
@@ -69,4 +71,4 @@ def build_attention(kind: str, channels: int) -> nn.Module:
         return EfficientChannelAttention(channels)
     if kind == "cbam":
         return CBAM(channels)
-    raise ValueError(f"unknown attention '{kind}': choose one of {', '.join(ATTENTIONS)}")
+    raise ConfigError(f"unknown attention '{kind}': choose one of {', '.join(ATTENTIONS)}")

@@ -30,15 +30,3 @@ def render_overlay(image: np.ndarray, anomaly_map: np.ndarray, threshold: float)
     cv2.drawContours(overlay, contours, -1, _OUTLINE_BGR, max(1, round(min(height, width) / 200)))
     return overlay
 
-
-def write_png(path, image_bgr: np.ndarray) -> None:
-    """Encode then write atomically: a crash never leaves a truncated PNG."""
-    import cv2
-
-    from ard_edge._io import atomic_open
-
-    ok, encoded = cv2.imencode(".png", image_bgr)
-    if not ok:
-        raise ValueError("PNG encoding failed")
-    with atomic_open(path, "wb") as handle:
-        handle.write(encoded.tobytes())

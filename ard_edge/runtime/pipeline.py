@@ -23,10 +23,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ard_edge.camera.errors import CameraDisconnected, EndOfStream
 from ard_edge.camera.frames import Frame, FrameSource
 from ard_edge.engines.base import Engine, InferenceResult, InputSpec
-from ard_edge.errors import CameraError, CameraTimeout, ConfigError, EngineError
+from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, ConfigError, EndOfStream, EngineError
 from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.decision import ERROR, FAIL, PASS, Decision, iso_utc
@@ -500,11 +499,7 @@ class Pipeline:
         return batch, None, False
 
     def _run_batch(self, items: list[_Item]) -> None:
-        frames = np.stack([item.tensor for item in items])
-        spec = self.engine.input_spec
-        if len(frames) < spec.min_batch:  # a fixed-batch engine: pad with black frames, ignore their results
-            padding = np.zeros((spec.min_batch - len(frames), *frames.shape[1:]), frames.dtype)
-            frames = np.concatenate([frames, padding])
+        frames = self.engine.input_spec.pad(np.stack([item.tensor for item in items]))
         start = time.perf_counter()
         try:
             result = self.engine.infer(frames)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ard_edge._io import atomic_open
-from ard_edge.data import IMAGE_EXTENSIONS, engine_frame, read_image
+from ard_edge.data import IMAGE_EXTENSIONS, engine_frame, is_image_file, read_image, write_png
 from ard_edge.engines.base import Engine, InputSpec
 from ard_edge.errors import DataError
-from ard_edge.runtime.heatmap import render_overlay, write_png
+from ard_edge.runtime.heatmap import render_overlay
 
 PREDICTIONS_NAME = "predictions.jsonl"
 _DEFAULT_BATCH = 8
@@ -33,7 +33,7 @@ def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
     paths: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            paths += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+            paths += sorted(p for p in item.rglob("*") if is_image_file(p))
         elif item.is_file():
             paths.append(item)
         else:
@@ -62,7 +62,7 @@ def predict_files(
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
         frames = np.stack([frame_for_engine(read_image(p), spec) for p in chunk])
-        result = engine.infer(_pad(frames, batch_size) if spec.fixed_batch else frames)
+        result = engine.infer(spec.pad(frames))
         for i, path in enumerate(chunk):
             heatmap = out_dir / "heatmaps" / f"{start + i:05d}_{path.stem}.png"
             write_png(heatmap, render_overlay(frames[i], result.anomaly_map[i, 0], engine.threshold))
@@ -77,10 +77,3 @@ def predict_files(
             handle.write(json.dumps(dataclasses.asdict(prediction)) + "\n")
     return predictions
 
-
-def _pad(frames: np.ndarray, batch_size: int) -> np.ndarray:
-    """Fill a fixed-batch engine's last batch with black frames (their results are dropped)."""
-    missing = batch_size - len(frames)
-    if missing <= 0:
-        return frames
-    return np.concatenate([frames, np.zeros((missing, *frames.shape[1:]), frames.dtype)])

@@ -7,12 +7,12 @@ import logging
 import re
 from pathlib import Path
 
+from ard_edge._io import BYTES_PER_MB
 from ard_edge.runtime.sinks.base import Sink
 
 log = logging.getLogger(__name__)
 
 DECISIONS_NAME = "decisions.jsonl"
-BYTES_PER_MB = 1_000_000
 
 
 class DecisionLog(Sink):

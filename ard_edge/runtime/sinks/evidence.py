@@ -16,14 +16,14 @@ from typing import Any
 
 import numpy as np
 
+from ard_edge._io import BYTES_PER_MB
 from ard_edge.runtime.decision import FAIL, PASS
-from ard_edge.runtime.heatmap import render_overlay, write_png
+from ard_edge.runtime.heatmap import render_overlay
 from ard_edge.runtime.preprocess import crop_roi
 from ard_edge.runtime.sinks.base import RunInfo, Sink
 
 log = logging.getLogger(__name__)
 
-BYTES_PER_MB = 1_000_000
 _STOP = object()
 
 
@@ -112,6 +112,8 @@ class EvidenceSaver(Sink):
 
     def _save(self, kind: str, decision, frame, anomaly_map: np.ndarray) -> None:
         import cv2
+
+        from ard_edge.data import write_png  # loads cv2, like this method: only once images are saved
 
         stem = self.out_dir / kind / _file_stem(decision)
         image = frame.image
