@@ -136,7 +136,7 @@ def main() -> int:
     result["pass"] = ok
     print(f"frames captured {summary.frames_captured}: decisions {summary.decisions}, dropped {summary.dropped},"
           f" lost {summary.lost}; log lines {logged} in {result['log_files']} files;"
-          f" evidence saved {summary.evidence_saved}, skipped {summary.evidence_skipped}")
+          f" evidence saved {summary.sink_stats['evidence_saved']}, skipped {summary.sink_stats['evidence_skipped']}")
     print(f"throughput {summary.throughput_fps:.1f} fps; latency p50 {summary.latency_ms['p50']:.1f}"
           f" p99 {summary.latency_ms['p99']:.1f} ms; engine p50 {summary.engine_ms_p50:.1f} ms/batch"
           f" (mean batch {summary.mean_batch:.2f})")

@@ -42,7 +42,7 @@ def test_engine_describes_itself_and_infers(exported):
     "frames, message",
     [
         (np.zeros((2, 64, 64, 1), np.float32), "uint8"),
-        (np.zeros((2, 64, 64, 3), np.uint8), "1-channel frames, got 3.*--channels"),
+        (np.zeros((2, 64, 64, 3), np.uint8), "takes 1-channel frames but the camera delivers 3-channel.*--channels 3"),
         (np.zeros((2, 32, 32, 1), np.uint8), "64x64"),
         (np.zeros((3, 64, 64, 1), np.uint8), "batch 3 outside"),
         (np.zeros((64,), np.uint8), "NHWC"),

@@ -150,7 +150,7 @@ def test_viky_run_decides_every_frame_and_releases_the_device(models, tmp_path):
         assert ids == sorted(ids)  # decisions leave in capture order
         assert 1 <= summary.mean_batch <= 4 and summary.latency_ms["p50"] <= summary.latency_ms["max"]
         assert set(summary.to_dict()) >= {"frames_captured", "decisions", "dropped", "timeouts", "incomplete",
-                                          "reconnects", "evidence_saved", "evidence_skipped", "latency_ms",
+                                          "reconnects", "sink_stats", "sink_notes", "latency_ms",
                                           "engine_ms_p50", "throughput_fps", "wall_s"}
         # The device was released: the same camera opens again in this process.
         with open_source("cam0", {"cam0": viky()}) as again:
@@ -286,12 +286,24 @@ def test_channel_mismatch_is_one_error_at_start(models):
         assert not colour.is_open  # what start() opened, it closed again
 
 
+def test_mono_engine_selects_mono8_on_a_colour_camera(models, caplog):
+    # A config without pixel_format leaves the format to the device; viky starts in RGBa8 and
+    # offers Mono8. Opening it once in RGBa8 makes that the state even if viky kept an older one.
+    with GenICamCamera(viky(pixel_format="RGBa8"), name="cam0"):
+        pass
+    with open_engine(models.mono) as engine, caplog.at_level(logging.WARNING):
+        camera = GenICamCamera(viky(pixel_format=None), name="cam0")
+        summary = run_pipeline(camera, engine, max_frames=3)
+    assert summary.frames_captured == 3 and summary.decisions["ERROR"] == 0
+    assert "switched the pixel format from RGBa8 to Mono8" in caplog.text
+
+
 def test_evidence_for_fails_and_sampled_passes(models, tmp_path):
     with open_engine(models.mono) as engine, FolderReplay(models.replay) as source:
         saver = EvidenceSaver(tmp_path, save_pass_every=2, min_free_disk_mb=0)
         summary = run_pipeline(source, engine, RuntimeConfig(), [DecisionLog(tmp_path), saver])
     fails, passes = summary.decisions["FAIL"], summary.decisions["PASS"]
-    assert fails > 0 and summary.evidence_saved == fails + passes // 2 and summary.evidence_skipped == 0
+    assert fails > 0 and summary.sink_stats["evidence_saved"] == fails + passes // 2 and summary.sink_stats["evidence_skipped"] == 0
     assert len(list((tmp_path / "fail").glob("*_heatmap.png"))) == fails
     assert len(list((tmp_path / "fail").glob("*.png"))) == 2 * fails
     assert len(list((tmp_path / "pass").glob("*_heatmap.png"))) == passes // 2
@@ -306,7 +318,7 @@ def test_roi_is_cropped_before_resizing_and_checked_at_start(models, tmp_path):
         with FolderReplay(models.replay) as source:
             saver = EvidenceSaver(tmp_path, save_pass_every=1, min_free_disk_mb=0)
             summary = run_pipeline(source, engine, RuntimeConfig(), [saver], max_frames=2, roi=(10, 20, 60, 40))
-        assert summary.evidence_saved == 2
+        assert summary.sink_stats["evidence_saved"] == 2
         for overlay in tmp_path.rglob("*_heatmap.png"):
             assert cv2.imread(str(overlay)).shape == (40, 60, 3)  # the heatmap covers what the engine saw
         with FolderReplay(models.replay) as source, pytest.raises(ConfigError, match=r"roi.*does not fit a 120x110 frame"):
@@ -319,7 +331,7 @@ def test_disk_floor_stops_images_not_decisions(models, tmp_path, caplog):
         saver = EvidenceSaver(tmp_path, min_free_disk_mb=1e12)  # an exabyte: never there
         summary = run_pipeline(source, engine, RuntimeConfig(), [DecisionLog(tmp_path), saver])
     assert len(read_decisions(tmp_path)) == 12 and summary.decisions["FAIL"] > 0
-    assert summary.evidence_saved == 0 and summary.evidence_skipped == summary.decisions["FAIL"]
+    assert summary.sink_stats["evidence_saved"] == 0 and summary.sink_stats["evidence_skipped"] == summary.decisions["FAIL"]
     assert not (tmp_path / "fail").exists() or not list((tmp_path / "fail").iterdir())
     assert len([r for r in caplog.records if "evidence images stop" in r.getMessage()]) == 1
 

@@ -16,7 +16,8 @@ from ard_edge.errors import ConfigError
 from ard_edge.runtime import Decision, DecisionLog, EvidenceSaver, RunInfo, RuntimeConfig, batch_size_for
 from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime.config import load_app_config
-from ard_edge.runtime.pipeline import drops_when_behind
+from ard_edge.runtime.decision import decide
+from ard_edge.runtime.sinks.base import Sink, SinkFanout
 from ard_edge.runtime.summary import Reservoir
 
 
@@ -122,9 +123,52 @@ def test_batch_size_respects_the_engine_range():
     assert batch_size_for(InputSpec(64, 64, 1, min_batch=1, max_batch=3), 8) == 3
 
 
+def _result(anomalous: bool, score: float = 1.5) -> InferenceResult:
+    return InferenceResult(np.zeros((1, 1, 4, 4), np.float32), np.array([score], np.float32),
+                           np.array([0.7], np.float32), np.array([anomalous]))
+
+
+def test_verdict_rule_without_threads():
+    frame = Frame(np.zeros((4, 4, 1), np.uint8), "cam0", 7, timestamp_ns=5, received_ns=1_000_000)
+    fail = decide(frame, _result(True), None, "e", 2.0, decided_ns=4_000_000, wall_offset_ns=0)
+    assert (fail.verdict, fail.reject, fail.score, fail.latency_ms, fail.engine_ms) == ("FAIL", True, 1.5, 3.0, 2.0)
+    passed = decide(frame, _result(False), None, "e", 2.0, decided_ns=4_000_000, wall_offset_ns=0)
+    assert (passed.verdict, passed.reject) == ("PASS", False)
+    error = decide(frame, _result(True), "bad frame", "e", 2.0, decided_ns=4_000_000, wall_offset_ns=0)
+    assert (error.verdict, error.reject, error.score, error.engine_ms, error.error) == ("ERROR", True, None, None, "bad frame")
+    lenient = decide(frame, None, "engine fault", "e", None, 4_000_000, 0, error_is_reject=False)
+    assert (lenient.verdict, lenient.reject) == ("ERROR", False)
+
+
+def test_sink_fanout_logs_a_failing_sink_once_and_keeps_the_others(caplog):
+    class Broken(Sink):
+        def on_decision(self, decision, frame, result):
+            raise RuntimeError("sink down")
+
+    class Counting(Sink):
+        seen = 0
+
+        def on_decision(self, decision, frame, result):
+            Counting.seen += 1
+
+        def stats(self):
+            return {"counted": Counting.seen}
+
+        def summary_note(self):
+            return f"counted {Counting.seen}"
+
+    fanout = SinkFanout([Broken(), Counting()])
+    frame = Frame(np.zeros((4, 4, 1), np.uint8), "cam0", 1)
+    decision = decide(frame, _result(False), None, "e", 1.0, 0, 0)
+    for _ in range(3):
+        fanout.on_decision(decision, frame, None)
+    assert Counting.seen == 3 and caplog.text.count("sink Broken failed") == 1
+    assert fanout.stats() == {"counted": 3} and fanout.notes() == ["counted 3"]
+
+
 def test_only_live_free_running_sources_drop(tmp_path):
-    assert not drops_when_behind(FolderReplay(tmp_path))  # an unpaced replay waits for the pipeline
-    assert drops_when_behind(FolderReplay(tmp_path, fps=30))  # a paced one stands in for a camera
+    assert not FolderReplay(tmp_path).drops_when_behind  # an unpaced replay waits for the pipeline
+    assert FolderReplay(tmp_path, fps=30).drops_when_behind  # a paced one stands in for a camera
 
 
 def test_reservoir_is_exact_when_small_and_bounded_when_large():

@@ -7,6 +7,7 @@ import dataclasses
 
 import numpy as np
 
+from ard_edge.camera.pixel_formats import SUPPORTED_PIXEL_FORMATS, channels_of
 from ard_edge.errors import CameraError
 
 
@@ -54,7 +55,10 @@ class FrameSource(abc.ABC):
     """A camera or replay: ``open``/``close`` (idempotent), ``fetch``, ``stats``, ``trigger_mode``.
 
     Subclasses implement the ``*_impl`` methods; the public methods check state, so closing
-    twice or fetching from a closed source behaves the same for every kind of source.
+    twice or fetching from a closed source behaves the same for every kind of source. The
+    runtime asks a source what it needs (:attr:`pixel_format`, :attr:`channels`, :attr:`roi`,
+    :attr:`drops_when_behind`, :meth:`select_channels`), so a new kind of source needs no
+    runtime change.
     """
 
     trigger_mode: str = "free_run"
@@ -72,6 +76,37 @@ class FrameSource(abc.ABC):
     def stats(self) -> dict[str, int]:
         """A copy of the counters: frames, timeouts, incomplete, reconnects."""
         return dict(self._stats)
+
+    @property
+    def pixel_format(self) -> str | None:
+        """GenICam name of the format the source is set to deliver; None when only its frames will tell."""
+        return None
+
+    @property
+    def channels(self) -> int | None:
+        """Channels of the frames to come (1 mono, 3 colour); None when not known before a frame."""
+        pixel_format = self.pixel_format
+        if pixel_format not in SUPPORTED_PIXEL_FORMATS:
+            return None  # unknown, or a format the conversion refuses later with its own message
+        return channels_of(pixel_format)
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The ``[x, y, w, h]`` region of each frame the engine should see; None for the whole frame."""
+        return None
+
+    @property
+    def drops_when_behind(self) -> bool:
+        """Whether frames are dropped (oldest first) when inference falls behind, rather than the source held back.
+
+        A free-running device keeps producing whether or not we keep up; triggered frames are
+        parts on the line and are never dropped.
+        """
+        return self.trigger_mode == "free_run"
+
+    def select_channels(self, channels: int) -> str | None:
+        """Switch to a pixel format with ``channels`` channels if the source offers one; return it, else None."""
+        return None
 
     def open(self) -> FrameSource:
         """Acquire the device or file; a no-op when already open. Returns ``self``."""

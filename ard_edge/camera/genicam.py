@@ -26,7 +26,7 @@ from typing import Any
 
 from ard_edge.camera.config import CameraConfig
 from ard_edge.camera.frames import Frame, FrameSource
-from ard_edge.camera.pixel_formats import image_from_component
+from ard_edge.camera.pixel_formats import SUPPORTED_PIXEL_FORMATS, channels_of, image_from_component
 from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, require
 
 log = logging.getLogger(__name__)
@@ -285,6 +285,7 @@ class GenICamCamera(FrameSource):
         self._device: dict[str, Any] | None = None
         self._warned: set[str] = set()
         self._frame_counter = 0
+        self._selected_format: str | None = None  # chosen by select_channels; kept across reconnects
 
     @property
     def device(self) -> dict[str, Any] | None:
@@ -295,6 +296,53 @@ class GenICamCamera(FrameSource):
     def node_map(self) -> Any:
         """The camera's GenApi node map, for features this class does not cover; None while gone."""
         return None if self._ia is None else self._ia.remote_device.node_map
+
+    @property
+    def pixel_format(self) -> str | None:
+        """The configured (or selected) format, else the device's PixelFormat; None while it is gone."""
+        return self.config.pixel_format or self._selected_format or self._node_value("PixelFormat")
+
+    @property
+    def roi(self) -> tuple[int, int, int, int] | None:
+        return self.config.roi
+
+    def select_channels(self, channels: int) -> str | None:
+        """Switch the device to the first supported format with ``channels`` channels it offers.
+
+        A ``pixel_format`` in the config is the operator's word: then nothing is switched.
+        """
+        if self.config.pixel_format is not None or self._ia is None:
+            return None
+        with self._io_lock:
+            node_map = self._ia.remote_device.node_map
+            offered = set(self._node_symbolics(node_map, "PixelFormat"))
+            choice = next((f for f in SUPPORTED_PIXEL_FORMATS if f in offered and channels_of(f) == channels), None)
+            if choice is None:
+                return None
+            self._ia.stop()  # PixelFormat is locked while the device streams
+            try:
+                if not self._set(node_map, "pixel_format", ("PixelFormat",), choice):
+                    return None
+            finally:
+                self._ia.start()
+        self._selected_format = choice
+        return choice
+
+    def _node_value(self, feature: str) -> str | None:
+        node_map = self.node_map
+        if node_map is None:
+            return None
+        try:
+            return str(getattr(node_map, feature).value)
+        except (*_driver_errors(), AttributeError):
+            return None
+
+    @staticmethod
+    def _node_symbolics(node_map: Any, feature: str) -> tuple[str, ...]:
+        try:
+            return tuple(getattr(node_map, feature).symbolics)
+        except (*_driver_errors(), AttributeError):
+            return ()
 
     # -- lifecycle
 
@@ -389,8 +437,8 @@ class GenICamCamera(FrameSource):
     def _apply_features(self, node_map: Any) -> None:
         """Set the configured GenICam features; a missing or rejected one warns once."""
         c = self.config
-        if c.pixel_format is not None:
-            self._set(node_map, "pixel_format", ("PixelFormat",), c.pixel_format)
+        if c.pixel_format or self._selected_format:
+            self._set(node_map, "pixel_format", ("PixelFormat",), c.pixel_format or self._selected_format)
         # Zero a configured offset first so that a larger Width/Height fits the sensor.
         for setting, feature in (("offset_x", "OffsetX"), ("offset_y", "OffsetY")):
             if getattr(c, setting) is not None:

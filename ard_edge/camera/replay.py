@@ -30,6 +30,11 @@ class _ReplaySource(FrameSource):
         self._frame_id = 0
         self._next_due_s = 0.0
 
+    @property
+    def drops_when_behind(self) -> bool:
+        """An unpaced replay simply waits for the pipeline; a paced one stands in for a free-running camera."""
+        return self.fps is not None
+
     def _fetch_impl(self, timeout_s: float | None) -> Frame:
         self._pace(timeout_s)
         image, source, timestamp_ns, pixel_format = self._next()
@@ -116,6 +121,10 @@ class VideoReplay(_ReplaySource):
         super().__init__(path, name or f"video:{path}", fps, loop)
         self._capture: Any = None
         self._index = 0  # frame index within the current pass
+
+    @property
+    def pixel_format(self) -> str:
+        return "RGB8"  # decoded frames are converted to RGB
 
     def _open_impl(self) -> None:
         if not self.path.is_file():

@@ -86,6 +86,18 @@ class InputSpec:
             return frames
         return np.concatenate([frames, frames[np.arange(missing) % len(frames)]])
 
+    def check_channels(self, channels: int, pixel_format: str | None = None) -> None:
+        """Raise EngineError, naming both ways out, unless frames of ``channels`` channels fit this engine."""
+        if channels == self.channels:
+            return
+        fmt = f" ({pixel_format})" if pixel_format else ""
+        kind = "mono (e.g. Mono8)" if self.channels == 1 else "colour (e.g. RGB8, BayerRG8)"
+        raise EngineError(
+            f"the engine takes {self.channels}-channel frames but the camera delivers {channels}-channel"
+            f" frames{fmt}: re-export the model with `ard-edge export --channels {channels}`"
+            f" or set the camera's pixel_format to a {kind} format"
+        )
+
     def check(self, frames: np.ndarray) -> np.ndarray:
         """Return ``frames`` as a contiguous NHWC batch, or raise EngineError saying what is wrong."""
         if not isinstance(frames, np.ndarray):
@@ -99,11 +111,7 @@ class InputSpec:
         if frames.ndim != 4:
             raise EngineError(f"frames must be NHWC, got shape {frames.shape}")
         _, height, width, channels = frames.shape
-        if channels != self.channels:
-            raise EngineError(
-                f"engine expects {self.channels}-channel frames, got {channels}: "
-                f"export the model with --channels {channels} or change the camera pixel format"
-            )
+        self.check_channels(channels)
         if (height, width) != (self.height, self.width):
             raise EngineError(
                 f"engine expects {self.height}x{self.width} frames, got {height}x{width}"

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ard_edge.camera.frames import Frame
+    from ard_edge.engines.base import InferenceResult
 
 PASS = "PASS"
 FAIL = "FAIL"
@@ -42,3 +46,42 @@ def iso_utc(epoch_ns: int) -> str:
     """``epoch_ns`` as ISO 8601 UTC with milliseconds, e.g. ``2026-11-28T15:30:06.123Z``."""
     moment = datetime.datetime.fromtimestamp(epoch_ns / 1e9, tz=datetime.timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def decide(
+    frame: Frame,
+    result: InferenceResult | None,
+    error: str | None,
+    engine: str,
+    engine_ms: float | None,
+    decided_ns: int,
+    wall_offset_ns: int,
+    error_is_reject: bool = True,
+) -> Decision:
+    """The verdict rule: FAIL when the engine calls the frame anomalous, PASS otherwise, ERROR
+    when there is no result (``error`` says why). Pure: the pipeline's output thread calls it.
+
+    Args:
+        frame: the frame decided on.
+        result: its one-frame slice of the engine output; ignored when ``error`` is set.
+        error: why the frame could not be inferred (bad frame, engine fault), or None.
+        engine: the engine's name, recorded in the decision.
+        engine_ms: engine time of the frame's batch.
+        decided_ns: ``time.monotonic_ns()`` now; latency is measured from ``frame.received_ns``.
+        wall_offset_ns: wall clock minus monotonic clock, for the ``received`` timestamp.
+        error_is_reject: whether an ERROR part is rejected (``runtime.error_is_reject``).
+    """
+    if error is not None:
+        result = None
+    if result is None:
+        verdict, score, normalized = ERROR, None, None
+    else:
+        verdict = FAIL if bool(result.is_anomalous[0]) else PASS
+        score, normalized = float(result.score[0]), float(result.normalized_score[0])
+    return Decision(
+        frame_id=frame.frame_id, camera=frame.camera, timestamp=frame.timestamp_ns,
+        received=iso_utc(frame.received_ns + wall_offset_ns), score=score, normalized_score=normalized,
+        verdict=verdict, latency_ms=round((decided_ns - frame.received_ns) / 1e6, 3), engine=engine,
+        reject=verdict == FAIL or (verdict == ERROR and error_is_reject),
+        engine_ms=None if result is None else round(engine_ms, 3), source=frame.source, error=error,
+    )

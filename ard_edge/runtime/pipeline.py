@@ -9,6 +9,11 @@ hold the capture thread back (backpressure) and a warning says so.
 Every frame that enters the pipeline leaves it as exactly one decision (PASS, FAIL or ERROR)
 or is counted as dropped, so ``frames_captured == decisions + dropped`` at the end of a run,
 including runs stopped by :meth:`Pipeline.stop` or ended by a camera fault.
+
+The four stage loops live here, together, because they share the queues; what they count
+(:class:`~ard_edge.runtime.counters.RunCounters`), the verdict rule
+(:func:`~ard_edge.runtime.decision.decide`) and the sink fan-out
+(:class:`~ard_edge.runtime.sinks.base.SinkFanout`) live beside them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -27,24 +31,18 @@ from ard_edge.camera.frames import Frame, FrameSource
 from ard_edge.engines.base import Engine, InferenceResult, InputSpec
 from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, ConfigError, EndOfStream, EngineError
 from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
+from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
-from ard_edge.runtime.decision import ERROR, FAIL, PASS, Decision, iso_utc
-from ard_edge.runtime.preprocess import Roi, channel_mismatch_message, crop_roi, prepare_frame
-from ard_edge.runtime.sinks.base import RunInfo, Sink
-from ard_edge.runtime.summary import (
-    LiveStatus,
-    RecentWindow,
-    Reservoir,
-    RunSummary,
-    empty_decisions,
-    latency_dict,
-)
+from ard_edge.runtime.counters import RunCounters
+from ard_edge.runtime.decision import decide
+from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
+from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
+from ard_edge.runtime.summary import LiveStatus, RunSummary
 
 log = logging.getLogger(__name__)
 
 _JOIN_SLICE_S = 0.2  # join() waits in slices so the main thread still runs signal handlers
 _ROOM_WAIT_S = 0.1  # bound on waiting for the inference queue, so a stalled stage cannot wedge us
-_WARN_EVERY_S = 10.0  # repeat drop/backpressure warnings at most this often
 
 
 @dataclasses.dataclass
@@ -65,53 +63,6 @@ class _Outcome:
     result: InferenceResult | None
     engine_ms: float | None
     error: str | None = None
-
-
-class _Throttled:
-    """A warning that repeats at most every ``_WARN_EVERY_S``, with the count since it last spoke."""
-
-    def __init__(self, message: str):
-        self.message = message
-        self._pending = 0
-        self._last_s = -float("inf")
-
-    def hit(self, detail: str = "") -> None:
-        self._pending += 1
-        now = time.monotonic()
-        if now - self._last_s >= _WARN_EVERY_S:
-            log.warning("%s (%d since last report%s)", self.message, self._pending, detail)
-            self._pending = 0
-            self._last_s = now
-
-
-class _SwitchInterval:
-    """Shorten ``sys.setswitchinterval`` while at least one pipeline runs; restore it after the last.
-
-    Process-wide state, so it is reference-counted: two pipelines (two cameras) in one process
-    do not undo each other.
-    """
-
-    _lock = threading.Lock()
-    _users = 0
-    _saved_s = 0.0
-
-    @classmethod
-    def acquire(cls, interval_ms: float) -> bool:
-        if interval_ms <= 0:
-            return False
-        with cls._lock:
-            if cls._users == 0:
-                cls._saved_s = sys.getswitchinterval()
-            cls._users += 1
-            sys.setswitchinterval(min(sys.getswitchinterval(), interval_ms / 1000.0))
-        return True
-
-    @classmethod
-    def release(cls) -> None:
-        with cls._lock:
-            cls._users -= 1
-            if cls._users == 0:
-                sys.setswitchinterval(cls._saved_s)
 
 
 def batch_size_for(spec: InputSpec, requested: int) -> int:
@@ -137,8 +88,8 @@ class Pipeline:
         sinks: where decisions go; none is fine (the summary still counts them).
         max_frames: stop after this many captured frames.
         duration_s: stop after this many seconds of streaming.
-        roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's
-            ``config.roi`` when it has one (GenICam cameras), else the whole frame.
+        roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's own
+            :attr:`~ard_edge.camera.FrameSource.roi`.
     """
 
     def __init__(
@@ -158,13 +109,13 @@ class Pipeline:
         self.source = source
         self.engine = engine
         self.settings = settings or RuntimeConfig()
-        self.sinks = list(sinks or [])
+        self._sinks = SinkFanout(sinks or [])
         self.max_frames = max_frames
         self.duration_s = duration_s
-        self.roi = tuple(roi) if roi is not None else getattr(getattr(source, "config", None), "roi", None)
+        self.roi = tuple(roi) if roi is not None else source.roi
         self.batch_size = batch_size_for(engine.input_spec, self.settings.batch)
         self.triggered = source.trigger_mode != "free_run"
-        self.drops_frames = drops_when_behind(source)
+        self.drops_frames = source.drops_when_behind
         capacity = max(self.settings.queue_size, self.batch_size)
         self._capture_q = StageQueue(capacity, self.drops_frames, "capture")
         self._infer_q = StageQueue(capacity, self.drops_frames, "inference")
@@ -172,34 +123,18 @@ class Pipeline:
         self._output_q = StageQueue(4 * capacity, False, "output")
         self._stop = threading.Event()
         self._done = threading.Event()
-        self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._exit = contextlib.ExitStack()
         self._first_frame: Frame | None = None
         self._summary: RunSummary | None = None
         self._started = False
-        # Counters; each is written by one stage thread, except `dropped` (two, under the lock).
-        self._captured = 0
-        self._dropped = 0
-        self._decisions = empty_decisions()
-        self._rejects = 0
-        self._batches = 0
-        self._batched_frames = 0
-        self._latency = Reservoir()
-        self._overhead = Reservoir()
-        self._engine_ms = Reservoir()
-        self._recent_latency = RecentWindow()
-        self._recent_decisions = RecentWindow()
-        self._first_received_ns: int | None = None
-        self._last_decision_ns: int | None = None
-        self._started_s = 0.0
+        self._counters = RunCounters()
         self._wall_offset_ns = 0
         self._stop_reason = ""
         self._error: str | None = None
         self._disconnected = False
-        self._sink_failures: set[int] = set()
-        self._drop_warning = _Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
-        self._backpressure_warning = _Throttled(
+        self._drop_warning = Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
+        self._backpressure_warning = Throttled(
             f"{source.name}: triggered frames arrive faster than inference: holding the camera back"
             " (no frame is dropped here; the camera's own buffers may overflow; add num_buffers or a faster engine)"
         )
@@ -262,22 +197,8 @@ class Pipeline:
 
     def status(self) -> LiveStatus:
         """A snapshot of the live counters, safe to call from any thread."""
-        now_s = time.monotonic()
-        latencies = self._recent_latency.values(now_s)
-        decided = self._recent_decisions.values(now_s)
-        window_s = min(self._recent_decisions.window_s, max(now_s - self._started_s, 1e-3))
-        p50, p99 = np.percentile(latencies, (50, 99)) if latencies.size else (float("nan"), float("nan"))
-        return LiveStatus(
-            camera=self.source.name,
-            elapsed_s=now_s - self._started_s,
-            frames_captured=self._captured,
-            decisions=dict(self._decisions),
-            dropped=self._dropped,
-            fps=decided.size / window_s,
-            latency_p50_ms=float(p50),
-            latency_p99_ms=float(p99),
-            backlog=len(self._capture_q) + len(self._infer_q) + len(self._output_q),
-        )
+        backlog = len(self._capture_q) + len(self._infer_q) + len(self._output_q)
+        return self._counters.status(self.source.name, backlog)
 
     def __enter__(self) -> Pipeline:
         return self.start()
@@ -289,37 +210,35 @@ class Pipeline:
     # -- start-up
 
     def _prepare(self) -> None:
-        self._exit.callback(self._close_sinks)
+        self._exit.callback(self._sinks.close)
         if not self.source.is_open:
             self.source.open()
             self._exit.callback(self.source.close)
-        self._check_pixel_format()
-        if _SwitchInterval.acquire(self.settings.gil_switch_interval_ms):
-            self._exit.callback(_SwitchInterval.release)
+        self._match_channels()
+        if SwitchInterval.acquire(self.settings.gil_switch_interval_ms):
+            self._exit.callback(SwitchInterval.release)
         # Warm up before the first frame is taken, so its latency does not carry first-call costs.
         self.engine.warmup(2, batch=self.batch_size)
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
-        self._started_s = time.monotonic()
+        self._counters.start()
         if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
             self._first_frame = self._probe_first_frame()
         info = RunInfo(self.source.name, self.engine.name, self.engine.threshold, self.engine.input_spec,
                        self.roi, self.settings)
-        for sink in self.sinks:
-            sink.on_start(info)
+        self._sinks.on_start(info)
 
-    def _check_pixel_format(self) -> None:
-        """Refuse to start when the camera's configured (or current) pixel format has the wrong channel count."""
-        pixel_format = _pixel_format_of(self.source)
-        if pixel_format is None:
-            return
-        from ard_edge.camera.pixel_formats import channels_of
-
-        try:
-            channels = channels_of(pixel_format)
-        except CameraError:
-            return  # a format the camera layer cannot convert fails there, with its own message
-        if channels != self.engine.input_spec.channels:
-            raise EngineError(channel_mismatch_message(self.engine.input_spec.channels, channels, pixel_format))
+    def _match_channels(self) -> None:
+        """Give the engine frames with its channel count: switch the source's pixel format when it
+        offers a matching one, refuse to start when it does not."""
+        spec, source = self.engine.input_spec, self.source
+        if source.channels is None or source.channels == spec.channels:
+            return  # unknown until the first frame, which _probe_first_frame checks
+        current = source.pixel_format
+        chosen = source.select_channels(spec.channels)
+        if chosen is None:
+            spec.check_channels(source.channels, current)
+        log.warning("%s: the engine takes %d-channel frames: switched the pixel format from %s to %s",
+                    source.name, spec.channels, current, chosen)
 
     def _probe_first_frame(self) -> Frame | None:
         """Fetch one frame to check channels and ROI before streaming; it then enters the pipeline."""
@@ -336,22 +255,14 @@ class Pipeline:
                 return None
         else:
             return None
-        spec = self.engine.input_spec
-        if frame.image.ndim == 3 and frame.channels != spec.channels:
-            raise EngineError(channel_mismatch_message(spec.channels, frame.channels, frame.pixel_format))
+        if frame.image.ndim == 3:
+            self.engine.input_spec.check_channels(frame.channels, frame.pixel_format)
         try:
             crop_roi(frame.image, self.roi)
         except Exception as exc:
-            key = f"cameras.{self.source.name}.roi" if hasattr(self.source, "config") else "roi"
+            key = f"cameras.{self.source.name}.roi" if self.roi == self.source.roi else "roi"
             raise ConfigError(f"{key}: {exc}") from exc
         return frame
-
-    def _close_sinks(self) -> None:
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except Exception:  # noqa: BLE001 - one sink failing to flush must not keep the others open
-                log.exception("closing sink %s failed", type(sink).__name__)
 
     # -- stages
 
@@ -410,9 +321,9 @@ class Pipeline:
     def _limit_reached(self) -> str | None:
         if self._stop.is_set():
             return "stopped"
-        if self.max_frames is not None and self._captured >= self.max_frames:
+        if self.max_frames is not None and self._counters.captured >= self.max_frames:
             return "max_frames"
-        if self.duration_s is not None and time.monotonic() - self._started_s >= self.duration_s:
+        if self.duration_s is not None and time.monotonic() - self._counters.started_s >= self.duration_s:
             return "duration"
         return None
 
@@ -420,9 +331,7 @@ class Pipeline:
         if self._disconnected:
             self._disconnected = False
             log.warning("%s: frames are flowing again", self.source.name)
-        if self._first_received_ns is None:
-            self._first_received_ns = frame.received_ns
-        self._captured += 1
+        self._counters.captured_frame(frame.received_ns)
         self._put(self._capture_q, frame)
 
     def _put(self, queue: StageQueue, item) -> None:
@@ -431,8 +340,7 @@ class Pipeline:
         evicted = queue.put(item)
         if evicted is not None:
             frame = evicted.frame if isinstance(evicted, _Item) else evicted
-            with self._lock:
-                self._dropped += 1
+            self._counters.dropped_frame()
             if self.settings.log_frames:
                 log.debug("%s: dropped frame %d", frame.camera, frame.frame_id)
             self._drop_warning.hit()
@@ -510,9 +418,7 @@ class Pipeline:
                 self._output_q.put(_Outcome(item, None, None, message))
             return
         engine_ms = (time.perf_counter() - start) * 1000.0
-        self._engine_ms.add(engine_ms)
-        self._batches += 1
-        self._batched_frames += len(items)
+        self._counters.inferred_batch(len(items), engine_ms)
         for index, item in enumerate(items):
             self._output_q.put(_Outcome(item, result[index], engine_ms))
 
@@ -533,117 +439,30 @@ class Pipeline:
 
     def _decide(self, outcome: _Outcome) -> None:
         frame = outcome.item.frame
-        error = outcome.item.error or outcome.error
-        result = None if error else outcome.result
         decided_ns = time.monotonic_ns()
-        latency_ms = (decided_ns - frame.received_ns) / 1e6
-        if result is None:
-            verdict, score, normalized = ERROR, None, None
-        else:
-            verdict = FAIL if bool(result.is_anomalous[0]) else PASS
-            score, normalized = float(result.score[0]), float(result.normalized_score[0])
-        reject = verdict == FAIL or (verdict == ERROR and self.settings.error_is_reject)
-        decision = Decision(
-            frame_id=frame.frame_id, camera=frame.camera, timestamp=frame.timestamp_ns,
-            received=iso_utc(frame.received_ns + self._wall_offset_ns), score=score, normalized_score=normalized,
-            verdict=verdict, latency_ms=round(latency_ms, 3), engine=self.engine.name, reject=reject,
-            engine_ms=None if result is None else round(outcome.engine_ms, 3), source=frame.source, error=error,
-        )
-        self._record(decision, decided_ns, outcome.engine_ms if result is not None else None)
+        decision = decide(frame, outcome.result, outcome.item.error or outcome.error, self.engine.name,
+                          outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject)
+        self._counters.decided(decision, decided_ns)
         if self.settings.log_frames:
-            log.debug("%s #%d: %s score=%s latency=%.2f ms", frame.camera, frame.frame_id, verdict, score, latency_ms)
-        for sink in self.sinks:
-            try:
-                sink.on_decision(decision, frame, result)
-            except Exception:  # noqa: BLE001 - one broken output must not stop decisions reaching the others
-                self._sink_failed(sink)
-
-    def _record(self, decision: Decision, decided_ns: int, engine_ms: float | None) -> None:
-        self._decisions[decision.verdict] += 1
-        self._rejects += decision.reject
-        self._latency.add(decision.latency_ms)
-        if engine_ms is not None:
-            self._overhead.add(decision.latency_ms - engine_ms)
-        now_s = decided_ns / 1e9
-        self._recent_latency.add(now_s, decision.latency_ms)
-        self._recent_decisions.add(now_s, 1.0)
-        self._last_decision_ns = decided_ns
+            log.debug("%s #%d: %s score=%s latency=%.2f ms", frame.camera, frame.frame_id, decision.verdict,
+                      decision.score, decision.latency_ms)
+        self._sinks.on_decision(decision, frame, None if decision.error else outcome.result)
 
     def _publish_status(self) -> None:
-        if not self.sinks:
-            return
-        status = self.status()
-        for sink in self.sinks:
-            try:
-                sink.on_status(status)
-            except Exception:  # noqa: BLE001 - same as on_decision
-                self._sink_failed(sink)
-
-    def _sink_failed(self, sink: Sink) -> None:
-        if id(sink) not in self._sink_failures:  # the first traceback says it all; don't flood the log
-            self._sink_failures.add(id(sink))
-            log.exception("sink %s failed (decisions go on; further failures of this sink are not logged)",
-                          type(sink).__name__)
+        if self._sinks.sinks:  # nobody to tell: skip the percentiles
+            self._sinks.on_status(self.status())
 
     # -- summary
 
     def _build_summary(self) -> RunSummary:
-        camera_stats = self.source.stats
-        sink_stats: dict[str, int] = {}
-        for sink in self.sinks:
-            sink_stats.update(sink.stats())
-        decided = sum(self._decisions.values())
-        span_s = 0.0
-        if self._first_received_ns is not None and self._last_decision_ns is not None:
-            span_s = (self._last_decision_ns - self._first_received_ns) / 1e9
-        overhead = self._overhead.percentiles(50, 99)
-        return RunSummary(
-            frames_captured=self._captured,
-            decisions=dict(self._decisions),
-            dropped=self._dropped,
-            latency_ms=latency_dict(self._latency),
-            engine_ms_p50=self._engine_ms.percentiles(50)[0],
-            throughput_fps=decided / span_s if span_s > 0 else 0.0,
-            wall_s=time.monotonic() - self._started_s,
-            camera=self.source.name,
-            engine=self.engine.name,
-            timeouts=camera_stats.get("timeouts", 0),
-            incomplete=camera_stats.get("incomplete", 0),
-            reconnects=camera_stats.get("reconnects", 0),
-            evidence_saved=sink_stats.get("evidence_saved", 0),
-            evidence_skipped=sink_stats.get("evidence_skipped", 0),
-            rejects=self._rejects,
-            overhead_ms={"p50": overhead[0], "p99": overhead[1], "max": self._overhead.max},
-            batches=self._batches,
-            mean_batch=self._batched_frames / self._batches if self._batches else 0.0,
+        return self._counters.summary(
+            self.source.name, self.engine.name, self.source.stats,
             backpressure_s=self._capture_q.blocked_s + self._infer_q.blocked_s,
             stop_reason=self._stop_reason,
             error=self._error,
-            sink_stats=sink_stats,
+            sink_stats=self._sinks.stats(),
+            sink_notes=self._sinks.notes(),
         )
-
-
-def drops_when_behind(source: FrameSource) -> bool:
-    """Whether frames must be dropped when inference falls behind, rather than the source held back.
-
-    Only a free-running camera keeps producing whether or not we keep up; triggered frames are
-    parts on the line (never dropped), and an unpaced replay (``fps`` None) simply waits for us.
-    A paced replay stands in for a free-running camera, so it drops like one.
-    """
-    if source.trigger_mode != "free_run":
-        return False
-    return getattr(source, "fps", "camera") is not None
-
-
-def _pixel_format_of(source: FrameSource) -> str | None:
-    """The pixel format a camera is set to deliver: its config, else its PixelFormat node; None for replays."""
-    config = getattr(source, "config", None)
-    if getattr(config, "pixel_format", None):
-        return config.pixel_format
-    try:
-        return str(source.node_map.PixelFormat.value)
-    except Exception:  # noqa: BLE001 - no node map (replay) or no such node: check the first frame instead
-        return None
 
 
 def run_pipeline(

@@ -94,8 +94,6 @@ class RunSummary:
     timeouts: int = 0
     incomplete: int = 0
     reconnects: int = 0
-    evidence_saved: int = 0
-    evidence_skipped: int = 0
     rejects: int = 0
     overhead_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # latency minus engine time
     batches: int = 0
@@ -103,7 +101,8 @@ class RunSummary:
     backpressure_s: float = 0.0  # time a triggered camera was held back by full queues
     stop_reason: str = ""  # max_frames, duration, stopped, end_of_stream, camera_error
     error: str | None = None  # what ended the run abnormally (camera_error)
-    sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)
+    sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters, merged
+    sink_notes: list[str] = dataclasses.field(default_factory=list)  # each sink's phrase for lines()
 
     @property
     def lost(self) -> int:
@@ -130,8 +129,8 @@ class RunSummary:
             + (f" ({self.error})" if self.error else ""),
             f"frames captured {self.frames_captured}: PASS {d.get('PASS', 0)}, FAIL {d.get('FAIL', 0)},"
             f" ERROR {d.get('ERROR', 0)}, dropped {self.dropped} (rejects {self.rejects})",
-            f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects};"
-            f" evidence saved {self.evidence_saved}, skipped {self.evidence_skipped}",
+            "; ".join([f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects}",
+                       *self.sink_notes]),
             f"latency ms: p50 {_ms(lat.get('p50'))}, p90 {_ms(lat.get('p90'))}, p99 {_ms(lat.get('p99'))},"
             f" max {_ms(lat.get('max'))}; engine per batch p50 {_ms(self.engine_ms_p50)} ms"
             f" (mean batch {self.mean_batch:.2f})",

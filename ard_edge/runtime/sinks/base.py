@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from ard_edge.runtime.config import RuntimeConfig
     from ard_edge.runtime.decision import Decision
     from ard_edge.runtime.summary import LiveStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,8 +50,12 @@ class Sink(abc.ABC):
         """The live status, about every ``runtime.status_interval_s`` seconds."""
 
     def stats(self) -> dict[str, int]:
-        """Counters for the run summary (e.g. ``evidence_saved``); empty by default."""
+        """This sink's counters, kept under ``sink_stats`` in ``summary.json``; empty by default."""
         return {}
+
+    def summary_note(self) -> str | None:
+        """A phrase for the end-of-run summary line (e.g. ``evidence saved 3, skipped 0``); None says nothing."""
+        return None
 
     def close(self) -> None:
         """Flush and release; called once after the last decision, harmless twice."""
@@ -57,3 +65,53 @@ class Sink(abc.ABC):
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+class SinkFanout:
+    """Hands every event to every sink, in order. A sink that raises is logged once, with its first
+    traceback, and keeps getting events: one broken output must not stop decisions reaching the others.
+    """
+
+    def __init__(self, sinks: Sequence[Sink]):
+        self.sinks = list(sinks)
+        self._failed: set[int] = set()
+
+    def on_start(self, run: RunInfo) -> None:
+        for sink in self.sinks:
+            sink.on_start(run)  # a sink that cannot start stops the run before the first frame
+
+    def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> None:
+        for sink in self.sinks:
+            try:
+                sink.on_decision(decision, frame, result)
+            except Exception:  # noqa: BLE001 - see the class docstring
+                self._failed_once(sink)
+
+    def on_status(self, status: LiveStatus) -> None:
+        for sink in self.sinks:
+            try:
+                sink.on_status(status)
+            except Exception:  # noqa: BLE001 - see the class docstring
+                self._failed_once(sink)
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - one sink failing to flush must not keep the others open
+                log.exception("closing sink %s failed", type(sink).__name__)
+
+    def stats(self) -> dict[str, int]:
+        merged: dict[str, int] = {}
+        for sink in self.sinks:
+            merged.update(sink.stats())
+        return merged
+
+    def notes(self) -> list[str]:
+        return [note for sink in self.sinks if (note := sink.summary_note())]
+
+    def _failed_once(self, sink: Sink) -> None:
+        if id(sink) not in self._failed:  # the first traceback says it all; don't flood the log
+            self._failed.add(id(sink))
+            log.exception("sink %s failed (decisions go on; further failures of this sink are not logged)",
+                          type(sink).__name__)

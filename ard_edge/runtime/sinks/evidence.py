@@ -79,6 +79,10 @@ class EvidenceSaver(Sink):
         skipped = sum(v for k, v in self._counts.items() if k.startswith("evidence_skipped"))
         return {**self._counts, "evidence_skipped": skipped}
 
+    def summary_note(self) -> str:
+        stats = self.stats()
+        return f"evidence saved {stats['evidence_saved']}, skipped {stats['evidence_skipped']}"
+
     def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
