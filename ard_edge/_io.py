@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -35,6 +36,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO[Any]]:
         yield handle
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities (no samples, no ratio) as None, so the JSON stays standard."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:

@@ -7,14 +7,15 @@ changes meaning or goes away (adding a key is compatible).
 from __future__ import annotations
 
 import dataclasses
-import math
 from pathlib import Path
 from typing import Any
 
+from ard_edge._io import json_safe
 from ard_edge.bench._pipeline import PipelineResult
 from ard_edge.bench._raw import GPU_SERIES, BenchResult, Skipped
 from ard_edge.bench._stats import latency_stats, ratio
 from ard_edge.bench.config import BenchSettings
+from ard_edge.runtime.summary import format_ms
 
 SCHEMA = "ard-edge-bench"
 SCHEMA_VERSION = 1
@@ -85,7 +86,7 @@ class BenchReport:
 
     def to_dict(self) -> dict[str, Any]:
         settings = self.settings
-        return _finite({
+        return json_safe({
             "schema": SCHEMA,
             "schema_version": SCHEMA_VERSION,
             "mode": self.mode,
@@ -257,9 +258,8 @@ def _cpu_p50(result: BenchResult) -> str:
 
 
 def _ms(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "-"
-    return f"{value:.1f}" if value >= 100 else f"{value:.2f}"
+    """Three significant digits or so: bench tables span 1 ms to seconds."""
+    return format_ms(value, 1 if value is not None and value >= 100 else 2)
 
 
 def _pct(value: float | None) -> str:
@@ -273,13 +273,3 @@ def _x(value: float | None) -> str:
 def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become None so the JSON stays standard."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value

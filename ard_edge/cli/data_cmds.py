@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ard_edge.cli._common import progress_bar
 from ard_edge.data import TEXTURES, write_synthetic_dataset
 
 
@@ -23,10 +24,8 @@ from ard_edge.data import TEXTURES, write_synthetic_dataset
 def synth(out: str, num_train: int, num_test: int, image_size: int, seed: int, texture: str,
           overwrite: bool) -> None:
     """Write a synthetic inspection dataset to OUT in MVTec AD layout."""
-    from tqdm import tqdm
-
     # disable=None: no bar when stderr is not a terminal (logs, CI).
-    with tqdm(total=num_train + num_test, unit="img", desc="synth", leave=False, disable=None) as bar:
+    with progress_bar(num_train + num_test, "synth", "img", leave=False, disable=None) as bar:
         summary = write_synthetic_dataset(
             out, num_train=num_train, num_test=num_test, image_size=image_size, seed=seed,
             texture=texture, overwrite=overwrite, progress=bar.update,

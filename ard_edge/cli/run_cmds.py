@@ -18,6 +18,7 @@ from typing import TextIO
 import click
 
 from ard_edge.runtime.sinks.base import Sink
+from ard_edge.runtime.summary import format_ms
 
 _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, not a terminal
 
@@ -133,11 +134,7 @@ class ConsoleStatus(Sink):
 def format_status(status) -> str:
     d = status.decisions
     return (
-        f"{status.camera} {status.elapsed_s:6.0f} s | {status.fps:6.1f} fps | latency p50 {_ms(status.latency_p50_ms)}"
-        f" p99 {_ms(status.latency_p99_ms)} ms | PASS {d['PASS']} FAIL {d['FAIL']} ERROR {d['ERROR']}"
+        f"{status.camera} {status.elapsed_s:6.0f} s | {status.fps:6.1f} fps | latency p50 {format_ms(status.latency_p50_ms, 1)}"
+        f" p99 {format_ms(status.latency_p99_ms, 1)} ms | PASS {d['PASS']} FAIL {d['FAIL']} ERROR {d['ERROR']}"
         f" | dropped {status.dropped}"
     )
-
-
-def _ms(value: float) -> str:
-    return "-" if value != value else f"{value:.1f}"

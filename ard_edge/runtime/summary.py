@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import math
 import random
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ard_edge._io import json_safe
 from ard_edge.runtime.decision import VERDICTS
 
 # Percentiles are exact up to this many samples, then estimated from a uniform sample of them:
@@ -112,7 +114,7 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["lost"] = self.lost
-        return _finite(data)
+        return json_safe(data)
 
     def write(self, path: str | Path) -> None:
         """Write the summary as JSON, atomically."""
@@ -131,8 +133,8 @@ class RunSummary:
             f" ERROR {d.get('ERROR', 0)}, dropped {self.dropped} (rejects {self.rejects})",
             "; ".join([f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects}",
                        *self.sink_notes]),
-            f"latency ms: p50 {_ms(lat.get('p50'))}, p90 {_ms(lat.get('p90'))}, p99 {_ms(lat.get('p99'))},"
-            f" max {_ms(lat.get('max'))}; engine per batch p50 {_ms(self.engine_ms_p50)} ms"
+            f"latency ms: p50 {format_ms(lat.get('p50'))}, p90 {format_ms(lat.get('p90'))}, p99 {format_ms(lat.get('p99'))},"
+            f" max {format_ms(lat.get('max'))}; engine per batch p50 {format_ms(self.engine_ms_p50)} ms"
             f" (mean batch {self.mean_batch:.2f})",
             f"throughput {self.throughput_fps:.1f} fps over {self.wall_s:.1f} s",
         ]
@@ -147,14 +149,6 @@ def latency_dict(reservoir: Reservoir) -> dict[str, float]:
     return {"p50": p50, "p90": p90, "p99": p99, "max": reservoir.max}
 
 
-def _ms(value: float | None) -> str:
-    return "-" if value is None or value != value else f"{value:.2f}"
-
-
-def _finite(value: Any) -> Any:
-    """NaN (no samples) becomes None so the JSON stays standard."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
+def format_ms(value: float | None, digits: int = 2) -> str:
+    """Milliseconds for a summary, status line or table; "-" when there is no sample (None, NaN)."""
+    return "-" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
