@@ -20,9 +20,10 @@ from ard_edge.bench._raw import BenchResult, Skipped, check_plan, gpu_timings, m
 from ard_edge.bench._report import SCHEMA, SCHEMA_VERSION, BenchReport
 from ard_edge.bench._run import engine_options, open_engines, run_pipeline_bench, run_raw_bench
 from ard_edge.bench._stats import LatencyStats, RunSpread, coefficient_of_variation, latency_stats, ratio, run_spread, throughput_ips
-from ard_edge.bench.config import BenchSettings, parse_batches
+from ard_edge.bench._config import DEFAULT_ITERATIONS, BenchSettings, parse_batches
 
 __all__ = [
+    "DEFAULT_ITERATIONS",
     "SCHEMA",
     "SCHEMA_VERSION",
     "BenchReport",

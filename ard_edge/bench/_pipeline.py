@@ -18,7 +18,7 @@ import numpy as np
 
 from ard_edge.bench._raw import engine_labels, plan_batches, random_frames
 from ard_edge.bench._stats import RunSpread, run_spread
-from ard_edge.bench.config import BenchSettings
+from ard_edge.bench._config import BenchSettings
 from ard_edge.engines.base import Engine
 
 log = logging.getLogger(__name__)

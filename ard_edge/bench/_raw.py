@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from ard_edge.bench._stats import LatencyStats, RunSpread, latency_stats, run_spread, throughput_ips
-from ard_edge.bench.config import BenchSettings
+from ard_edge.bench._config import BenchSettings
 from ard_edge.engines.base import Engine
 from ard_edge.errors import ConfigError, EngineError
 

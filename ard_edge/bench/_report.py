@@ -14,7 +14,7 @@ from ard_edge._io import json_safe
 from ard_edge.bench._pipeline import PipelineResult
 from ard_edge.bench._raw import GPU_SERIES, BenchResult, Skipped
 from ard_edge.bench._stats import latency_stats, ratio
-from ard_edge.bench.config import BenchSettings
+from ard_edge.bench._config import BenchSettings
 from ard_edge.runtime.summary import format_ms
 
 SCHEMA = "ard-edge-bench"

@@ -11,7 +11,7 @@ from ard_edge.bench._environment import collect_environment
 from ard_edge.bench._pipeline import measure_pipeline
 from ard_edge.bench._raw import engine_labels, engine_summary, measure
 from ard_edge.bench._report import BenchReport
-from ard_edge.bench.config import BenchSettings
+from ard_edge.bench._config import BenchSettings
 from ard_edge.engines.base import Engine
 from ard_edge.errors import ConfigError
 

@@ -43,8 +43,7 @@ from ard_edge.cli._common import progress_bar
 def bench(engine_paths, batch_text, iterations, duration_s, warmup, repeat, threads, channels, cuda_graph, seed,
           pipeline, camera, config_path, json_out, markdown_out, plot_out):
     """Measure engine latency and throughput, or capture-to-decision latency with --pipeline."""
-    from ard_edge.bench import BenchSettings, parse_batches, total_rounds
-    from ard_edge.bench.config import DEFAULT_ITERATIONS
+    from ard_edge.bench import DEFAULT_ITERATIONS, BenchSettings, parse_batches, total_rounds
     from ard_edge.errors import ConfigError, require
 
     if iterations is not None and duration_s is not None:

@@ -95,7 +95,7 @@ class _TrainBars:
 
 
 def _steps_per_epoch(config) -> int:
-    from ard_edge.training._data import count_train_images
+    from ard_edge.training import count_train_images
 
     train_count = count_train_images(config.data, config.holdout_fraction)
     return -(-train_count // config.batch_size)
