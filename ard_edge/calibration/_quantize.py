@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ard_edge.engines.onnx_graph import GraphParts, name_nodes, split_graph
+from ard_edge.engines.onnx_graph import QDQ_OPS, GraphParts, name_nodes, split_graph
 from ard_edge.errors import CalibrationError, ConfigError, EngineError
 
 log = logging.getLogger(__name__)
@@ -360,7 +360,7 @@ def compare_float_features(graph, tail: frozenset[str], float_producers: dict[st
     while True:
         read = {name for node in graph.node for name in node.input} | {out.name for out in graph.output}
         unread = [node for node in graph.node
-                  if node.op_type in ("QuantizeLinear", "DequantizeLinear") and not read.intersection(node.output)]
+                  if node.op_type in QDQ_OPS and not read.intersection(node.output)]
         if not unread:
             break
         for node in unread:
@@ -381,7 +381,7 @@ def tensorrt_violations(model) -> list[str]:
             constants[node.output[0]] = next(a.t for a in node.attribute if a.name == "value")
     problems = []
     for node in model.graph.node:
-        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+        if node.op_type not in QDQ_OPS:
             continue
         if len(node.input) < 3 or node.input[2] not in constants:
             problems.append(f"{node.name}: no constant zero point")
