@@ -120,7 +120,10 @@ def test_split_finds_prologue_network_and_tail(trained):
     assert {"Cast", "Transpose", "Mul", "Add"} <= ops(parts.prologue)  # uint8 -> normalized float
     assert {"ReduceSum", "Sqrt", "Div", "Resize", "Conv", "ReduceMax", "Greater", "Clip"} <= ops(parts.tail)
     tail_convs = [by_name[n] for n in parts.tail if by_name[n].op_type == "Conv"]
-    assert len(tail_convs) == 2  # the separable Gaussian blur: 1 channel in, 1 out
+    assert len(tail_convs) == 4  # the separable Gaussian blur of the distillation and bank maps
+    # The heads' comparisons with fitted statistics (bank search, Mahalanobis) stay in the tail.
+    tail_matmuls = {n for n in parts.tail if by_name[n].op_type == "MatMul"}
+    assert {n.split("/")[1] for n in tail_matmuls} == {"bank", "gaussian"}
     assert not parts.feature_layers & parts.tail
     assert all(by_name[n].op_type in ("Conv", "ConvTranspose") for n in parts.feature_layers)
     produced_in_tail = {out for name in parts.tail for out in by_name[name].output}

@@ -11,6 +11,7 @@ import pytest
 from ard_edge.cli.main import main
 from ard_edge.data import (
     DEFECT_TYPES,
+    LOCAL_DEFECTS,
     MVTecDataset,
     data_fingerprint,
     interpolation_for,
@@ -178,7 +179,8 @@ def test_synthetic_dataset_is_deterministic_and_readable(tmp_path):
     assert len(MVTecDataset(tmp_path / "a").samples) == 3 and len(test) == 10
     for item in test:
         assert item.mask.any() == (item.label == 1)
-        assert item.mask.mean() < 0.15
+        # Local defects are small; global ones (texture, contrast, gradient) may cover the image.
+        assert item.mask.mean() < (0.15 if item.defect_type in LOCAL_DEFECTS else 1.0 + 1e-9)
 
 
 def test_synthetic_masks_are_exactly_the_changed_pixels(tmp_path):
@@ -195,7 +197,7 @@ def test_synthetic_masks_are_exactly_the_changed_pixels(tmp_path):
             mask_path = tmp_path / "ds/ground_truth" / item.defect_type / f"{item.name}_mask.png"
             disk_mask = cv2.imread(str(mask_path), cv2.IMREAD_GRAYSCALE)
             assert ((disk_mask == 255) == mask).all()
-    assert {item.defect_type for item in plan_test_set(8)} == {"good", *DEFECT_TYPES}
+    assert {item.defect_type for item in plan_test_set(14)} == {"good", *DEFECT_TYPES}
 
 
 def test_synthetic_writer_refuses_to_clobber(tmp_path):

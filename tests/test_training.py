@@ -99,8 +99,10 @@ def test_eval_reports_the_field_metrics(trained, dataset, tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     for key in ("image_auroc", "pixel_auroc", "pro"):
         assert 0.0 <= report["overall"][key] <= 1.0
-    assert set(report["per_type"]) == {"scratch", "spot", "stain", "missing"}
-    assert "image AUROC" in result.stdout and "overall" in result.stdout
+    assert set(report["per_type"]) <= set(DEFECT_TYPES) and "scratch" in report["per_type"]
+    for row in (report["overall"], *report["per_type"].values()):
+        assert 0.0 <= row["recall"] <= 1.0 and 0.0 <= row["recall_at_1pct_frr"] <= 1.0
+    assert "image AUROC" in result.stdout and "recall@1%FRR" in result.stdout
 
 
 @pytest.mark.parametrize(

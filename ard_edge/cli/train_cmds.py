@@ -8,7 +8,7 @@ import click
 
 from ard_edge.cli._common import progress_bar
 
-_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width")
+_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "bank_size", "gaussian")
 
 
 @click.command()
@@ -18,10 +18,12 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width")
 @click.option("--backbone", help="Teacher: efficientnet_lite0 (default), resnet18, resnet34, resnet50, wide_resnet50_2.")
 @click.option("--teacher-weights", type=click.Path(path_type=Path), help="torchvision .pth/.safetensors weights for ResNet teachers.")
 @click.option("--random-teacher", is_flag=True, default=None, help="Use an untrained teacher (explicit opt-in).")
-@click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se, eca, cbam.")
+@click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se (default), eca, cbam.")
 @click.option("--image-size", type=int, help="Square model input in pixels (multiple of 32). [256]")
 @click.option("--decoder-width", type=int, help="Student decoder channels as a multiple of the teacher's. [3]")
-@click.option("--epochs", type=int, help="[50]")
+@click.option("--bank-size", type=int, help="Memory-bank vectors on the teacher's taps; 0 for none. [16000]")
+@click.option("--gaussian/--no-gaussian", default=None, help="Score the globally pooled taps' Mahalanobis distance. [on]")
+@click.option("--epochs", type=int, help="[10]")
 @click.option("--batch-size", type=int, help="[16]")
 @click.option("--lr", type=float, help="Adam learning rate. [0.005]")
 @click.option("--seed", type=int, help="[0]")
@@ -69,7 +71,7 @@ class _TrainBars:
 
     def __init__(self, epochs: int, steps_per_epoch: int):
         self.epochs, self.total_steps = epochs, epochs * steps_per_epoch
-        self.features_bar = self.train_bar = None
+        self.features_bar = self.train_bar = self.coreset_bar = None
         self.epoch_shown = -1
 
     def features(self, done: int, total: int) -> None:
@@ -88,8 +90,15 @@ class _TrainBars:
         self.train_bar.update(1)
         self.train_bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
 
+    def coreset(self, done: int, total: int) -> None:
+        if self.coreset_bar is None:
+            if self.train_bar is not None:
+                self.train_bar.close()
+            self.coreset_bar = progress_bar(total, "memory bank", "vec")
+        self.coreset_bar.update(done - self.coreset_bar.n)
+
     def close(self) -> None:
-        for bar in (self.features_bar, self.train_bar):
+        for bar in (self.features_bar, self.train_bar, self.coreset_bar):
             if bar is not None:
                 bar.close()
 

@@ -18,10 +18,12 @@ from ard_edge.data._images import (
 )
 from ard_edge.data._mvtec import LoadedSample, MVTecDataset, Sample, list_samples, load_sample
 from ard_edge.data._split import split_train_holdout
-from ard_edge.data._synth import DEFECT_TYPES, TEXTURES, SynthSummary, write_synthetic_dataset
+from ard_edge.data._synth import DEFECT_TYPES, GLOBAL_DEFECTS, LOCAL_DEFECTS, TEXTURES, SynthSummary, write_synthetic_dataset
 
 __all__ = [
     "DEFECT_TYPES",
+    "GLOBAL_DEFECTS",
+    "LOCAL_DEFECTS",
     "IMAGE_EXTENSIONS",
     "LoadedSample",
     "MVTecDataset",

@@ -1,8 +1,10 @@
 """A synthetic inspection dataset in MVTec AD layout: real textures with drawn defects and exact masks.
 
 Backgrounds are random crops and flips of one scikit-image texture (brick, grass or gravel).
-Test defects come in four types: thin scratches, small spots, soft low-contrast stains and
-chunks of missing material. A mask pixel is exactly a pixel the defect changed by at least
+Test defects come in seven types. Four are local: thin scratches, small spots, soft low-contrast
+stains and chunks of missing material. Three are global, with no local peak to find: a large
+region of the wrong texture scale, a region or the whole image with changed contrast, and an
+illumination gradient across the image. A mask pixel is exactly a pixel the defect changed by at least
 ``MIN_CHANGE_LEVELS`` gray levels; smaller changes are undone, so the mask never lies.
 """
 
@@ -25,7 +27,9 @@ from ard_edge.data._mvtec import GOOD
 from ard_edge.errors import ConfigError, DataError
 
 TEXTURES = ("brick", "grass", "gravel")
-DEFECT_TYPES = ("scratch", "spot", "stain", "missing")
+LOCAL_DEFECTS = ("scratch", "spot", "stain", "missing")
+GLOBAL_DEFECTS = ("texture", "contrast", "gradient")
+DEFECT_TYPES = LOCAL_DEFECTS + GLOBAL_DEFECTS
 MIN_CHANGE_LEVELS = 8  # smaller changes are hard to see and are undone, so masks stay exact
 MIN_IMAGE_SIZE = 32  # below this the smallest defects vanish
 METADATA_NAME = "synth.json"
@@ -155,7 +159,8 @@ def _add_defect(
     clean: np.ndarray, defect_type: str, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw one defect; redraw while it changes too few pixels (e.g. a bright spot in a glare)."""
-    draw = {"scratch": _scratch, "spot": _spot, "stain": _stain, "missing": _missing}[defect_type]
+    draw = {"scratch": _scratch, "spot": _spot, "stain": _stain, "missing": _missing,
+            "texture": _texture, "contrast": _contrast, "gradient": _gradient}[defect_type]
     base = clean.astype(np.float32)
     # Defects scale with the texture's own contrast; the floor keeps the faintest (a stain at
     # 0.6x) above MIN_CHANGE_LEVELS even on a flat crop.
@@ -222,6 +227,47 @@ def _missing(base: np.ndarray, contrast: float, rng: np.random.Generator) -> np.
     # Well below the texture's dark end, so every pixel of the chunk visibly changes.
     fill = max(0.0, float(np.percentile(base, 2)) - rng.uniform(0.8, 1.5) * contrast)
     return base * (1 - alpha) + fill * alpha
+
+
+def _texture(base: np.ndarray, contrast: float, rng: np.random.Generator) -> np.ndarray:
+    """A large region (or all) of the same material at 1.6-2.2x the texture's scale."""
+    zoom = rng.uniform(1.6, 2.2)
+    height, width = base.shape
+    crop_h, crop_w = max(1, round(height / zoom)), max(1, round(width / zoom))
+    top, left = int(rng.integers(0, height - crop_h + 1)), int(rng.integers(0, width - crop_w + 1))
+    coarse = cv2.resize(base[top : top + crop_h, left : left + crop_w], (width, height), interpolation=cv2.INTER_LINEAR)
+    alpha = _large_region(base.shape, rng)
+    return base * (1 - alpha) + coarse * alpha
+
+
+def _contrast(base: np.ndarray, contrast: float, rng: np.random.Generator) -> np.ndarray:
+    """A large region (or all) with its contrast around the mean scaled by 0.3-0.5x or 1.8-2.4x."""
+    gain = rng.uniform(0.3, 0.5) if rng.random() < 0.5 else rng.uniform(1.8, 2.4)
+    mean = float(base.mean())
+    alpha = _large_region(base.shape, rng)
+    return base + alpha * (gain - 1.0) * (base - mean)
+
+
+def _gradient(base: np.ndarray, contrast: float, rng: np.random.Generator) -> np.ndarray:
+    """An illumination ramp across the whole image: one side 35-60% darker or brighter."""
+    height, width = base.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    ramp = (np.cos(angle) * (x / max(width - 1, 1)) + np.sin(angle) * (y / max(height - 1, 1)))
+    ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)  # 0 at one side, 1 at the other
+    return base * (1.0 + _signed(rng) * rng.uniform(0.35, 0.6) * ramp)
+
+
+def _large_region(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Coverage of a soft-edged ellipse over 30-60% of each side, or of the whole image (1 in 3)."""
+    if rng.random() < 1 / 3:
+        return np.ones(shape, np.float32)
+    side = min(shape)
+    axes = np.round(rng.uniform(0.15, 0.3, size=2) * side).astype(int)
+    alpha = _draw(shape, lambda canvas: cv2.ellipse(
+        canvas, tuple(_point_inside(shape, rng)), tuple(int(a) for a in axes),
+        rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA))
+    return cv2.GaussianBlur(alpha, (0, 0), max(1.0, side / 64))
 
 
 def _draw(shape: tuple[int, int], paint: Callable[[np.ndarray], object]) -> np.ndarray:

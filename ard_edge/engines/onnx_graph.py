@@ -32,6 +32,11 @@ re-optimization (``quant_pre_process``):
   The tail is those ops and everything downstream of them, plus constant-only helpers that only
   the tail reads (the blur's pad sizes and kernels). The student's last residual Add and Relu,
   which only the tail reads, still belong to the network: they come before the comparison.
+* The score heads compare features with statistics fitted on good images, through a MatMul
+  against a constant: a nearest-neighbour search in a memory bank (MatMul, element-wise ops,
+  then a ReduceMin over the bank) and a Mahalanobis distance (the quadratic form x W x, a
+  Mul of the MatMul's output with its own input, then a ReduceSum). Such a MatMul is a
+  comparison, not a feature layer: the tail starts there too.
 * The *prologue* is everything reachable from the graph input without passing a feature layer,
   plus constant-only helpers that only float nodes read (the normalization constants): a
   converter that is not told to skip them would round them even though their ops run in float.
@@ -56,6 +61,8 @@ QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
 # Ops that measure how far apart two feature vectors are: the first ops of the tail.
 CHANNEL_REDUCTIONS = frozenset({"ReduceSum", "ReduceL2", "ReduceSumSquare", "LpNormalization"})
 _PRODUCT_OPS = frozenset({"Mul", "Div", "Sub", "Pow", "Abs"})
+# Between a memory bank's MatMul and its ReduceMin: the squared-distance arithmetic.
+_ELEMENTWISE_OPS = frozenset({"Add", "Sub", "Mul", "Div", "Neg"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,7 +111,9 @@ def split_graph(model) -> GraphParts:
                 consumers[name].append(node)
     shapes = _constant_shapes(graph)
 
-    features = {node.name for node in nodes if node.op_type in FEATURE_OPS and _channels_out(node, shapes) != 1}
+    comparisons = _fitted_comparisons(nodes, consumers)
+    features = {node.name for node in nodes if node.op_type in FEATURE_OPS and _channels_out(node, shapes) != 1
+                and node.name not in comparisons}
     if not features:
         raise EngineError("the model has no convolution or matrix layer: is it an ard-edge export?")
 
@@ -123,7 +132,7 @@ def split_graph(model) -> GraphParts:
 
     # The tail starts where features are compared: the channel reductions of the cosine
     # similarity, with the element-wise products they sum (t*s, t*t, s*s).
-    entries = []
+    entries = [node for node in post if node.name in comparisons]
     for node in post:
         if node.op_type in CHANNEL_REDUCTIONS:
             entries.append(node)
@@ -172,6 +181,37 @@ def split_graph(model) -> GraphParts:
         stem=stem,
         last_layers=last_layers,
     )
+
+
+def _fitted_comparisons(nodes, consumers) -> set[str]:
+    """Names of the MatMuls that compare features with fitted statistics (see the module doc)."""
+    found = set()
+    for node in nodes:
+        if node.op_type == "MatMul" and (_reaches_min(node, consumers) or _is_quadratic_form(node, consumers)):
+            found.add(node.name)
+    return found
+
+
+def _reaches_min(node, consumers) -> bool:
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        for out in current.output:
+            for reader in consumers.get(out, ()):
+                if reader.op_type == "ReduceMin":
+                    return True
+                if reader.op_type in _ELEMENTWISE_OPS and reader.name not in seen:
+                    seen.add(reader.name)
+                    stack.append(reader)
+    return False
+
+
+def _is_quadratic_form(node, consumers) -> bool:
+    for reader in consumers.get(node.output[0], ()):
+        if reader.op_type == "Mul" and node.input[0] in reader.input:
+            if any(r.op_type in CHANNEL_REDUCTIONS for r in consumers.get(reader.output[0], ())):
+                return True
+    return False
 
 
 def _upstream(tensor: str, producer) -> set[str]:

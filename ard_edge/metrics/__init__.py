@@ -7,6 +7,8 @@ from ard_edge.metrics._auroc import image_auroc, pixel_auroc
 from ard_edge.metrics._classification import (
     confusion_at,
     f1_optimal_threshold,
+    fitted_tail_threshold,
+    recall_at_false_reject_rate,
     threshold_for_false_reject_rate,
 )
 from ard_edge.metrics._pro import pro_score
@@ -17,9 +19,11 @@ __all__ = [
     "confusion_at",
     "evaluation_report",
     "f1_optimal_threshold",
+    "fitted_tail_threshold",
     "format_report_table",
     "image_auroc",
     "pixel_auroc",
     "pro_score",
+    "recall_at_false_reject_rate",
     "threshold_for_false_reject_rate",
 ]

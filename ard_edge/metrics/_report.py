@@ -10,9 +10,12 @@ import numpy as np
 
 from ard_edge.errors import DataError
 from ard_edge.metrics._auroc import auroc_of_pixels, image_auroc
-from ard_edge.metrics._classification import confusion_at, f1_optimal_threshold
+from ard_edge.metrics._classification import confusion_at, f1_optimal_threshold, recall_at_false_reject_rate
 from ard_edge.metrics._pixels import split_pixels
 from ard_edge.metrics._pro import pro_of_pixels
+
+# The escape rate a quality engineer asks for: defects caught when 1% of good parts are rejected.
+REFERENCE_FALSE_REJECT_RATE = 0.01
 
 _TABLE_COLUMNS = (
     # (header, key, format)
@@ -21,6 +24,8 @@ _TABLE_COLUMNS = (
     ("pixel AUROC", "pixel_auroc", ".4f"),
     ("PRO", "pro", ".4f"),
     ("F1", "f1", ".4f"),
+    ("recall", "recall", ".3f"),
+    ("recall@1%FRR", "recall_at_1pct_frr", ".3f"),
     ("TP", "tp", "d"),
     ("FP", "fp", "d"),
     ("TN", "tn", "d"),
@@ -40,7 +45,8 @@ class ImageResult:
 
 
 def evaluation_report(results: Sequence[ImageResult], threshold: float, max_fpr: float = 0.3) -> dict:
-    """Image AUROC, pixel AUROC, PRO and decisions at ``threshold``, overall and per defect type.
+    """Image AUROC, pixel AUROC, PRO, decisions at ``threshold`` and recall at a 1% false-reject
+    rate (a threshold read off this set's good images), overall and per defect type.
 
     Each defect type is scored against all good images. Decisions use ``score > threshold``.
     Undefined values (e.g. AUROC without good images) are None, so the dict dumps to JSON as is.
@@ -123,6 +129,7 @@ def _metrics(
         pixels = split_pixels([masks[i] for i in chosen], [results[i].anomaly_map for i in chosen])
         row.update(pixel_auroc=auroc_of_pixels(pixels), pro=pro_of_pixels(pixels, max_fpr))
     row.update(confusion_at(labels, scores, threshold))
+    row["recall_at_1pct_frr"] = recall_at_false_reject_rate(labels, scores, REFERENCE_FALSE_REJECT_RATE)
     return row
 
 

@@ -17,30 +17,61 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return kernel / kernel.sum()
 
 
-class AnomalyMap(nn.Module):
-    """Per scale 1 - cosine over channels, bilinear upsampling, sum, separable Gaussian blur."""
+# Quantiles of the held-out good images' per-scale distances that map to 0 and 1 (EfficientAD
+# normalizes its maps the same way): each scale then counts alike, instead of the noisiest one
+# setting the score.
+SCALE_QUANTILES = (0.9, 0.995)
 
-    def __init__(self, image_size: tuple[int, int], sigma: float = BLUR_SIGMA):
+
+class AnomalyMap(nn.Module):
+    """Per scale 1 - cosine over channels, normalized, bilinear upsampling, sum, Gaussian blur."""
+
+    def __init__(self, image_size: tuple[int, int], num_scales: int = 3, sigma: float = BLUR_SIGMA):
         super().__init__()
         self.image_size = tuple(image_size)
         kernel = gaussian_kernel1d(sigma)
         self.radius = len(kernel) // 2
         self.register_buffer("kernel_x", kernel.view(1, 1, 1, -1), persistent=False)
         self.register_buffer("kernel_y", kernel.view(1, 1, -1, 1), persistent=False)
+        # Identity until fitted (``fit_scales``): the plain sum of Reverse Distillation.
+        self.register_buffer("scale_low", torch.zeros(num_scales))
+        self.register_buffer("scale_span", torch.ones(num_scales))
 
     def forward(self, teacher: list[torch.Tensor], student: list[torch.Tensor]) -> torch.Tensor:
         total = None
-        for t, s in zip(teacher, student):
-            distance = 1.0 - F.cosine_similarity(t, s, dim=1).unsqueeze(1)
-            distance = F.interpolate(distance, size=self.image_size, mode="bilinear", align_corners=False)
+        for k, distance in enumerate(scale_distances(teacher, student)):
+            distance = (distance - self.scale_low[k]) / self.scale_span[k]
+            distance = self.upsample(distance)
             total = distance if total is None else total + distance
         return self.blur(total)
+
+    def upsample(self, amap: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(amap, size=self.image_size, mode="bilinear", align_corners=False)
+
+    @torch.no_grad()
+    def fit_scales(self, distances: list[torch.Tensor]) -> None:
+        """Set each scale's normalization from good images' distance maps (one tensor per scale)."""
+        for k, maps in enumerate(distances):
+            low, high = torch.quantile(_sample(maps.flatten()), torch.tensor(SCALE_QUANTILES)).tolist()
+            self.scale_low[k] = low
+            self.scale_span[k] = max(high - low, 1e-6)
 
     def blur(self, amap: torch.Tensor) -> torch.Tensor:
         # Two 1-D passes cost 2k instead of k^2 multiply-adds per pixel; reflect keeps borders unbiased.
         r = self.radius
         amap = F.conv2d(F.pad(amap, (r, r, 0, 0), mode="reflect"), self.kernel_x)
         return F.conv2d(F.pad(amap, (0, 0, r, r), mode="reflect"), self.kernel_y)
+
+
+def scale_distances(teacher: list[torch.Tensor], student: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per scale 1 - cosine over channels, each (B, 1, h, w) at its own resolution."""
+    return [1.0 - F.cosine_similarity(t, s, dim=1).unsqueeze(1) for t, s in zip(teacher, student)]
+
+
+def _sample(values: torch.Tensor, limit: int = 1 << 24) -> torch.Tensor:
+    # torch.quantile refuses inputs above 2**24 elements; an even subsample keeps the quantiles.
+    step = -(-values.numel() // limit)
+    return values[::step]
 
 
 def image_score(amap: torch.Tensor) -> torch.Tensor:

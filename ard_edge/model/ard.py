@@ -12,6 +12,7 @@ from ard_edge.model.anomaly_map import AnomalyMap, image_score
 from ard_edge.model.attention import ATTENTIONS
 from ard_edge.model.bottleneck import OneClassBottleneck
 from ard_edge.model.decoder import StudentDecoder
+from ard_edge.model.heads import GlobalGaussian, PatchBank
 from ard_edge.model.teachers import IMAGENET_MEAN, IMAGENET_STD, TEACHERS
 
 # EfficientNet-Lite was trained in TensorFlow on pixels scaled to [-1, 1].
@@ -23,13 +24,22 @@ class ModelConfig:
     """Architecture of an ARD model; stored in every checkpoint and exported graph."""
 
     backbone: str = "efficientnet_lite0"
-    attention: str = "none"  # none is plain Reverse Distillation
+    # SE measured best of the four on magnetic tile (docs/results.md); none is plain Reverse Distillation.
+    attention: str = "se"
     image_size: int = 256  # square model input, pixels
     bottleneck_blocks: int = 3
     decoder_blocks: int = 2  # residual blocks per decoder stage
     # Decoder channels as a multiple of the teacher's: x3 cut the synthetic demo's loss from 1.19
     # to 0.31 and raised its image AUROC from 0.58 to 0.80 (docs/results.md).
     decoder_width: int = 3
+    # Score heads on the teacher's taps beside the distillation map (docs/results.md, ablation).
+    bank_size: int = 16000  # memory-bank (PatchCore coreset) vectors; 0: no bank
+    gaussian: bool = True  # Mahalanobis distance of the globally pooled taps
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The score heads, in the order of the fused score's statistics."""
+        return ("distillation",) + (("bank",) if self.bank_size else ()) + (("gaussian",) if self.gaussian else ())
 
     def validate(self, path: str = "model") -> None:
         check(self.backbone in TEACHERS, f"{path}.backbone", f"choose one of {', '.join(TEACHERS)}")
@@ -39,6 +49,7 @@ class ModelConfig:
         check(self.bottleneck_blocks >= 1, f"{path}.bottleneck_blocks", "must be >= 1")
         check(self.decoder_blocks >= 1, f"{path}.decoder_blocks", "must be >= 1")
         check(self.decoder_width >= 1, f"{path}.decoder_width", "must be >= 1")
+        check(self.bank_size >= 0, f"{path}.bank_size", "must be >= 0 (0: no memory bank)")
 
     @property
     def normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -77,7 +88,13 @@ class ARDModel(nn.Module):
         self.decoder = StudentDecoder(
             self.bottleneck.out_channels, channels, config.decoder_blocks, config.decoder_width
         )
-        self.anomaly_map = AnomalyMap((config.image_size, config.image_size))
+        self.anomaly_map = AnomalyMap((config.image_size, config.image_size), len(channels))
+        self.bank = PatchBank(channels, config.bank_size) if config.bank_size else None
+        self.gaussian = GlobalGaussian(channels) if config.gaussian else None
+        # Each head's image score on held-out good images (mean, std): the fused map adds the
+        # heads as z-scores, so no head's units dominate. Identity until fitted.
+        self.register_buffer("head_mean", torch.zeros(len(config.heads)))
+        self.register_buffer("head_std", torch.ones(len(config.heads)))
 
     def train(self, mode: bool = True) -> ARDModel:
         # The teacher is frozen: its BatchNorm statistics must never update.
@@ -95,7 +112,26 @@ class ARDModel(nn.Module):
         student = self.decoder(self.bottleneck(teacher))
         return teacher, student
 
+    def head_outputs(self, frames: torch.Tensor) -> dict[str, torch.Tensor]:
+        """uint8 NHWC frames -> each head's raw map (B, 1, H, W), or score (B,) for the Gaussian."""
+        teacher, student = self(frames)
+        outputs = {"distillation": self.anomaly_map(teacher, student)}
+        if self.bank is not None:
+            outputs["bank"] = self.anomaly_map.blur(self.anomaly_map.upsample(self.bank(teacher)))
+        if self.gaussian is not None:
+            outputs["gaussian"] = self.gaussian(teacher)
+        return outputs
+
+    def fuse(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Sum of the heads' z-scores: a map (B, 1, H, W); a score-only head adds everywhere."""
+        total = None
+        for k, name in enumerate(self.config.heads):
+            z = (outputs[name] - self.head_mean[k]) / self.head_std[k]
+            z = z if z.dim() == 4 else z.view(-1, 1, 1, 1)
+            total = z if total is None else total + z
+        return total
+
     def predict(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 NHWC frames -> (anomaly map (B, 1, H, W), image score (B,))."""
-        amap = self.anomaly_map(*self(frames))
+        """uint8 NHWC frames -> (anomaly map (B, 1, H, W), image score (B,)): the score is the map's max."""
+        amap = self.fuse(self.head_outputs(frames))
         return amap, image_score(amap)

@@ -15,8 +15,9 @@ import torch
 from ard_edge._version import __version__
 from ard_edge._io import atomic_path
 from ard_edge.errors import CheckpointError, ConfigError
-from ard_edge.metrics import threshold_for_false_reject_rate
-from ard_edge.model import ARDModel, build_teacher, distillation_loss, save_checkpoint
+from ard_edge.metrics import fitted_tail_threshold, threshold_for_false_reject_rate
+from ard_edge.model import ARDModel, ModelConfig, build_teacher, distillation_loss, save_checkpoint
+from ard_edge.training.heads import fit_heads
 from ard_edge.training._data import load_train_images
 from ard_edge.training.config import TrainConfig
 from ard_edge.training.inference import predict_scores
@@ -36,6 +37,8 @@ class TrainProgress(Protocol):
     def features(self, done: int, total: int) -> None: ...  # teacher pass, images
 
     def step(self, epoch: int, step: int, loss: float) -> None: ...  # after each optimizer step
+
+    def coreset(self, done: int, total: int) -> None: ...  # memory-bank vectors chosen
 
 
 @dataclasses.dataclass
@@ -57,7 +60,7 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
     torch.manual_seed(config.seed)
     data = load_train_images(config.data, config.model.image_size, config.holdout_fraction, config.seed)
     teacher = build_teacher(config.model.backbone, config.teacher_weights, config.random_teacher)
-    model = ARDModel(config.model, teacher).to(device)
+    model = ARDModel(_fit_bank_size(config.model, len(data.train)), teacher).to(device)
     optimizer = torch.optim.Adam(model.trainable_parameters(), lr=config.lr, betas=config.betas)
     generator = torch.Generator().manual_seed(config.seed)
     start_epoch = _resume(config, model, optimizer, generator) if resume else 0
@@ -89,13 +92,22 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
     loop_s = time.perf_counter() - loop_started
 
     model.eval()
+    fit_heads(model, features, data, config.batch_size, device, progress and progress.coreset)
     holdout_scores = predict_scores(model, data.holdout, config.batch_size, device)
-    threshold = threshold_for_false_reject_rate(holdout_scores, config.false_reject_rate)
+    threshold = fitted_tail_threshold(holdout_scores, config.false_reject_rate)
     train_rate = images_seen / loop_s if loop_s > 0 else 0.0
     end_to_end = images_seen / (loop_s + cache_s) if images_seen else 0.0
     metadata = {
         "threshold": float(threshold),
         "score_stats": _score_stats(holdout_scores),
+        "threshold_rule": {
+            "method": "gumbel-moments",
+            "false_reject_rate": config.false_reject_rate,
+            "holdout_images": len(holdout_scores),
+            "empirical_threshold": threshold_for_false_reject_rate(holdout_scores, config.false_reject_rate),
+        },
+        "head_stats": {name: {"mean": float(model.head_mean[k]), "std": float(model.head_std[k])}
+                       for k, name in enumerate(model.config.heads)},
         "normalization": {"mean": list(config.model.normalization[0]), "std": list(config.model.normalization[1])},
         "data_fingerprint": data.fingerprint,
         "versions": _versions(),
@@ -157,6 +169,12 @@ def _teacher_features(model: ARDModel, images: torch.Tensor, batch_size: int, de
         if progress:
             progress.features(min(start + batch_size, len(images)), len(images))
     return [torch.cat([c[k] for c in chunks]).cpu() for k in range(len(probe))]
+
+
+def _fit_bank_size(model: ModelConfig, num_images: int) -> ModelConfig:
+    """The bank cannot hold more vectors than the training images have patches."""
+    patches = num_images * (model.image_size // 8) ** 2
+    return dataclasses.replace(model, bank_size=min(model.bank_size, patches))
 
 
 def _device(name: str) -> torch.device:
