@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import sys
+
+import click
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "it", **kwargs):
@@ -18,3 +21,15 @@ def progress_bar(total: int | None, desc: str, unit: str = "it", **kwargs):
         mininterval=0.5 if sys.stderr.isatty() else 30.0,
         **kwargs,
     )
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option that refuses inf and nan, which click's FloatRange lets through."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number

@@ -17,6 +17,7 @@ from typing import TextIO
 
 import click
 
+from ard_edge.cli._common import FiniteFloat
 from ard_edge.runtime.sinks.base import Sink
 from ard_edge.runtime.summary import format_ms
 
@@ -33,11 +34,11 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("ard-edge-run"),
               show_default=True, help="decisions.jsonl, summary.json and fail/ evidence go here (appended).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many captured frames.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds.")
+@click.option("--duration", "duration_s", type=FiniteFloat(min=0, min_open=True), help="Stop after S seconds.")
 @click.option("--batch", type=click.IntRange(min=1), help="Frames per engine call (overrides runtime.batch).")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0),
+@click.option("--max-wait-ms", type=FiniteFloat(min=0, max=60_000),
               help="Longest a partial batch waits to fill (overrides runtime.max_wait_ms).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Replay pace for folder:/video: sources.")
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True), help="Replay pace for folder:/video: sources.")
 @click.option("--loop", is_flag=True, help="Replay folder:/video: sources endlessly.")
 @click.option("--engine-threads", type=click.IntRange(min=1),
               help="CPU threads for a CPU engine; cores - 1 leaves one to capture and preprocessing.")
