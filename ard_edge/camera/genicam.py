@@ -293,6 +293,11 @@ class GenICamCamera(FrameSource):
         return self._device
 
     @property
+    def device_info(self) -> dict[str, str | None]:
+        device = self._device or {}
+        return {"vendor": device.get("vendor"), "model": device.get("model"), "serial": device.get("serial")}
+
+    @property
     def node_map(self) -> Any:
         """The camera's GenApi node map, for features this class does not cover; None while gone."""
         return None if self._ia is None else self._ia.remote_device.node_map
