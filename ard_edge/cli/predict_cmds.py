@@ -30,11 +30,15 @@ def predict(engine_path, inputs, out, channels):
 
 
 def _print_summary(predictions) -> None:
-    shown = predictions if len(predictions) <= _TABLE_ROWS else [p for p in predictions if p.verdict == "FAIL"][:_TABLE_ROWS]
+    shown = predictions if len(predictions) <= _TABLE_ROWS else [p for p in predictions if p.verdict != "PASS"][:_TABLE_ROWS]
     if shown:
         width = min(max(len(p.path) for p in shown), 60)
         click.echo(f"{'image':<{width}}  {'score':>8}  {'norm':>5}  verdict")
         for p in shown:
-            click.echo(f"{p.path[-width:]:<{width}}  {p.score:8.4f}  {p.normalized_score:5.2f}  {p.verdict}")
-    fails = sum(p.verdict == "FAIL" for p in predictions)
-    click.echo(f"{len(predictions)} images: {len(predictions) - fails} PASS, {fails} FAIL")
+            if p.error:
+                click.echo(f"{p.path[-width:]:<{width}}  {'-':>8}  {'-':>5}  ERROR ({p.error})")
+            else:
+                click.echo(f"{p.path[-width:]:<{width}}  {p.score:8.4f}  {p.normalized_score:5.2f}  {p.verdict}")
+    counts = {verdict: sum(p.verdict == verdict for p in predictions) for verdict in ("PASS", "FAIL", "ERROR")}
+    click.echo(f"{len(predictions)} images: {counts['PASS']} PASS, {counts['FAIL']} FAIL"
+               + (f", {counts['ERROR']} ERROR" if counts["ERROR"] else ""))
