@@ -9,16 +9,22 @@ import click
 
 
 def progress_bar(total: int | None, desc: str, unit: str = "it", **kwargs):
-    """A tqdm bar on stderr; quiet (no redraws) when stderr is not a terminal."""
+    """A tqdm bar on stderr; quiet (no redraws) when stderr is not a terminal.
+
+    In a log it first shows after a few seconds, so a command that fails at once prints its
+    one error line alone.
+    """
     from tqdm import tqdm
 
+    tty = sys.stderr.isatty()
     return tqdm(
         total=total,
         desc=desc,
         unit=unit,
         file=sys.stderr,
         dynamic_ncols=True,
-        mininterval=0.5 if sys.stderr.isatty() else 30.0,
+        mininterval=0.5 if tty else 30.0,
+        delay=0.0 if tty else 3.0,
         **kwargs,
     )
 

@@ -21,8 +21,11 @@ def predict(engine_path, inputs, out, channels):
     from ard_edge import open_engine
     from ard_edge.runtime.predict import PREDICTIONS_NAME, collect_images, predict_files
 
+    from ard_edge._io import ensure_folder
+
     options = {"channels": int(channels)} if channels and engine_path.suffix == ".ckpt" else {}
     paths = collect_images(inputs)
+    ensure_folder(out / "heatmaps")  # an unwritable --out fails before the engine loads
     with open_engine(engine_path, **options) as engine, progress_bar(len(paths), "predict", "img") as bar:
         predictions = predict_files(engine, paths, out, on_batch=bar.update)
     _print_summary(predictions)

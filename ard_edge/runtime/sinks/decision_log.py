@@ -136,8 +136,7 @@ class DecisionLog(Sink):
             raise
 
     def _fail(self, exc: OSError) -> None:
-        self.failure = f"{self.path}: {exc.strerror or exc}"
-        self.lines_unwritten += 1
+        self.failure = f"{self.path}: {exc.strerror or exc}"  # the pipeline hands this decision back, as an ERROR
         log.error("cannot write the decision log %s: %s; no further decision is written", self.path,
                   exc.strerror or exc)
         raise DecisionLogFailed(self.failure) from exc
