@@ -7,6 +7,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,13 +41,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
     The temporary file is created with mode 0o666 minus the umask, as ``open`` would, and its
     name holds this process's id, so a later write of the same file removes the leftovers of a
-    writer that was killed (see :func:`_remove_stale_temps`).
+    writer that was killed (see :func:`remove_stale_temps`).
     """
     path = Path(path)
     ensure_folder(path.parent)
     if path.is_dir():
         raise OutputError(f"{path} is a folder; give a file name")
-    _remove_stale_temps(path)
+    remove_stale_temps(path.parent, path.name)
     tmp_path = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         os.close(os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -63,17 +64,23 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
-def _remove_stale_temps(path: Path) -> None:
-    """Delete ``.<name>.<pid>.<token>.tmp`` files beside ``path`` whose writer process is gone (kill -9)."""
-    prefix = f".{path.name}."
+_TEMP_NAME = re.compile(r"\.(?P<name>.+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")  # what atomic_path creates
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str | None = None) -> int:
+    """Delete the temporary files of atomic writes in ``folder`` (of ``name`` only, if given) whose
+    writer process is gone, as after a kill -9; return how many."""
     try:
-        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+        candidates = list(Path(folder).iterdir())
     except OSError:
-        return  # an unlistable folder: the write itself will say what is wrong
+        return 0  # missing or unlistable: the write itself will say what is wrong
+    removed = 0
     for candidate in candidates:
-        pid = candidate.name[len(prefix):].split(".")[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        match = _TEMP_NAME.fullmatch(candidate.name)
+        if match and name in (None, match["name"]) and not _process_alive(int(match["pid"])):
             candidate.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _process_alive(pid: int) -> bool:

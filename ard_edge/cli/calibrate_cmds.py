@@ -31,9 +31,9 @@ from ard_edge.cli._common import FiniteFloat
 @click.option("--profile", type=click.Choice(list(PROFILES)), default="tensorrt", show_default=True,
               help="tensorrt: int8 symmetric (TensorRT explicit quantization, also runs on ONNX Runtime); "
                    "cpu: uint8 activations for ONNX Runtime on x86.")
-@click.option("--max-auroc-drop", type=FiniteFloat(min=-1, max=1), default=DEFAULT_MAX_AUROC_DROP, show_default=True,
+@click.option("--max-auroc-drop", type=FiniteFloat(), default=DEFAULT_MAX_AUROC_DROP, show_default=True,
               help="Refuse the model if image AUROC falls by more than this (needs test/ defects).")
-@click.option("--min-agreement", type=FiniteFloat(min=0, max=1), default=DEFAULT_MIN_AGREEMENT, show_default=True,
+@click.option("--min-agreement", type=FiniteFloat(), default=DEFAULT_MIN_AGREEMENT, show_default=True,
               help="Refuse the model if FP32 and INT8 decisions agree on fewer images than this share.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ranges", "ranges_path", type=click.Path(path_type=Path),
