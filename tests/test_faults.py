@@ -210,17 +210,23 @@ def readonly(tmp_path_factory) -> Path:
 # -- the table: every command, bad inputs, one line, the documented exit code -------------------
 
 A = "{artifacts}"
+
+
+def _export(model: str) -> list[str]:
+    return ["export", "--model", model, "--out", "{out}/m.onnx"]
+
+
 BAD_INPUTS = [
     # export
-    ("export-missing", ["export", "--model", f"{A}/nothing.ckpt", "--out", "{out}/m.onnx"], 1, "checkpoint not found"),
-    ("export-empty", ["export", "--model", f"{A}/empty.onnx", "--out", "{out}/m.onnx"], 1, "not an ard-edge checkpoint or is corrupted"),
-    ("export-truncated", ["export", "--model", f"{A}/truncated.ckpt", "--out", "{out}/m.onnx"], 1, "corrupted"),
-    ("export-random", ["export", "--model", f"{A}/random.ckpt", "--out", "{out}/m.onnx"], 1, "corrupted"),
-    ("export-folder", ["export", "--model", f"{A}/a_folder.onnx", "--out", "{out}/m.onnx"], 1, "checkpoint not found"),
-    ("export-bad-header", ["export", "--model", f"{A}/bad_header.ckpt", "--out", "{out}/m.onnx"], 1, "metadata header is not valid JSON"),
-    ("export-list-header", ["export", "--model", f"{A}/list_header.ckpt", "--out", "{out}/m.onnx"], 1, "has format 'list'"),
-    ("export-nan-weights", ["export", "--model", f"{A}/nan_weights.ckpt", "--out", "{out}/m.onnx"], 1, "holds NaN or infinite values"),
-    ("export-nan-threshold", ["export", "--model", f"{A}/nan_threshold.ckpt", "--out", "{out}/m.onnx"], 1, "threshold is nan, not a finite number"),
+    ("export-missing", _export(f"{A}/nothing.ckpt"), 1, "checkpoint not found"),
+    ("export-empty", _export(f"{A}/empty.onnx"), 1, "not an ard-edge checkpoint or is corrupted"),
+    ("export-truncated", _export(f"{A}/truncated.ckpt"), 1, "corrupted"),
+    ("export-random", _export(f"{A}/random.ckpt"), 1, "corrupted"),
+    ("export-folder", _export(f"{A}/a_folder.onnx"), 1, "checkpoint not found"),
+    ("export-bad-header", _export(f"{A}/bad_header.ckpt"), 1, "metadata header is not valid JSON"),
+    ("export-list-header", _export(f"{A}/list_header.ckpt"), 1, "has format 'list'"),
+    ("export-nan-weights", _export(f"{A}/nan_weights.ckpt"), 1, "holds NaN or infinite values"),
+    ("export-nan-threshold", _export(f"{A}/nan_threshold.ckpt"), 1, "threshold is nan, not a finite number"),
     ("export-out-is-folder", ["export", "--model", f"{A}/good.ckpt", "--out", "{out}"], 1, "is a folder; give a file name"),
     ("export-out-under-file", ["export", "--model", f"{A}/good.ckpt", "--out", "{file}/m.onnx"], 1, "exists and is not a folder"),
     ("export-out-readonly", ["export", "--model", f"{A}/good.ckpt", "--out", "{readonly}/m.onnx"], 1, "cannot write .*Read-only file system"),
