@@ -472,6 +472,10 @@ def test_a_corrupt_replay_image_is_one_error_decision(onnx_model, replay, tmp_pa
     assert "cannot decode" in decisions["03.png"]["error"]
     assert all(d["verdict"] != "ERROR" for name, d in decisions.items() if name != "03.png")
     assert strict_json((out / "summary.json").read_text())["stop_reason"] == "end_of_stream"
+    done = cli(["predict", "--engine", onnx_model, folder, "--out", tmp_path / "predict"], tmp_path)
+    assert done.returncode == 0 and "6 images:" in done.stdout and ", 1 ERROR" in done.stdout, done.stderr
+    rows = {Path(r["path"]).name: r for r in read_lines(tmp_path / "predict" / "predictions.jsonl")}
+    assert rows["03.png"]["verdict"] == "ERROR" and rows["03.png"]["heatmap"] is None and len(rows) == 6
 
 
 def test_artifacts_follow_the_umask_and_stale_temp_files_are_cleaned(onnx_model, replay, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import secrets
 import time
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,16 @@ def as_error(decision: Decision, error: str, error_is_reject: bool = True) -> De
 def new_run_id() -> str:
     """``20261201T084900Z-3f9a1c``: sorts by start time, unique across restarts within a second."""
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+NON_FINITE_OUTPUT = "non-finite engine output (NaN or infinity)"  # the error of such a frame
+
+
+def threshold_error(threshold: float) -> str | None:
+    """Why ``threshold`` can give no verdict (NaN or infinite), else None."""
+    if math.isfinite(threshold):
+        return None
+    return f"the engine's threshold is {threshold}, not a finite number: no verdict"
 
 
 def non_finite(result: InferenceResult) -> np.ndarray:

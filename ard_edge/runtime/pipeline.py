@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import threading
 import time
 from collections.abc import Sequence
@@ -43,7 +42,7 @@ from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.counters import RunCounters
-from ard_edge.runtime.decision import as_error, decide, new_run_id, non_finite
+from ard_edge.runtime.decision import NON_FINITE_OUTPUT, as_error, decide, new_run_id, non_finite, threshold_error
 from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
 from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
 from ard_edge.runtime.summary import LiveStatus, RunSummary
@@ -150,8 +149,7 @@ class Pipeline:
         # frame object lives here until it leaves, so its id stays unique).
         self._in_flight: dict[int, Frame] = {}
         self._record_failure: str | None = None  # why the decision log stopped, once it has
-        self._threshold_error = None if math.isfinite(engine.threshold) else (
-            f"the engine's threshold is {engine.metadata.get('threshold')!r}, not a finite number: no verdict")
+        self._threshold_error = threshold_error(engine.threshold)
         self._non_finite_warning = Throttled(f"{source.name}: non-finite engine output (NaN/inf): ERROR decisions")
         self._disconnected = False
         self._drop_warning = Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
@@ -452,10 +450,10 @@ class Pipeline:
         self._counters.inferred_batch(len(items), engine_ms)
         bad = non_finite(result)
         for index, item in enumerate(items):
-            error = self._threshold_error or ("non-finite engine output (NaN or infinity)" if bad[index] else None)
-            if error is not None:
+            if bad[index]:
                 self._counters.non_finite += 1
                 self._non_finite_warning.hit()
+            error = self._threshold_error or (NON_FINITE_OUTPUT if bad[index] else None)
             self._output_q.put(_Outcome(item, None if error else result[index], engine_ms, error))
 
     def _output_loop(self) -> None:

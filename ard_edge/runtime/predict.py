@@ -13,7 +13,7 @@ from ard_edge._io import atomic_open
 from ard_edge.data import IMAGE_EXTENSIONS, engine_frame, is_image_file, read_image, write_png
 from ard_edge.engines.base import Engine, InputSpec
 from ard_edge.errors import DataError
-from ard_edge.runtime.decision import ERROR, FAIL, PASS, non_finite
+from ard_edge.runtime.decision import ERROR, FAIL, NON_FINITE_OUTPUT, PASS, non_finite, threshold_error
 from ard_edge.runtime.heatmap import render_overlay
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -66,14 +66,14 @@ def predict_files(
         frames, errors = _read_frames(chunk, spec)
         readable = [i for i, error in enumerate(errors) if error is None]
         result = engine.infer(spec.pad(frames[readable])) if readable else None
-        bad = non_finite(result) if result is not None else []
+        rows = {i: row for row, i in enumerate(readable)}  # chunk index -> row of the engine output
+        for i, row in rows.items():
+            errors[i] = threshold_error(engine.threshold) or (NON_FINITE_OUTPUT if non_finite(result[row])[0] else None)
         for i, path in enumerate(chunk):
-            if errors[i] is None and bad[readable.index(i)]:
-                errors[i] = "non-finite engine output (NaN or infinity)"
             if errors[i] is not None:
                 predictions.append(Prediction(str(path), None, None, ERROR, None, errors[i]))
                 continue
-            row = readable.index(i)
+            row = rows[i]
             heatmap = out_dir / "heatmaps" / f"{start + i:05d}_{path.stem}.png"
             write_png(heatmap, render_overlay(frames[i], result.anomaly_map[row, 0], engine.threshold))
             predictions.append(Prediction(
