@@ -1,7 +1,7 @@
 """``decisions.jsonl``: one JSON object per decision, written per line, rotated by size, appended on restart.
 
 The decision log is the line's record, so it is the one *critical* sink: when a line cannot be
-written (a full disk, a removed mount) it raises :class:`DecisionLogFailed`, the pipeline stops
+written (a full disk, a removed mount) it raises :class:`~ard_edge.errors.OutputError`, the pipeline stops
 acquiring, and the decisions that follow are counted as unwritten instead of being tried
 again: the file then ends with the last whole line written, with no holes and no partial line.
 """
@@ -22,10 +22,6 @@ log = logging.getLogger(__name__)
 
 DECISIONS_NAME = "decisions.jsonl"
 PARTIAL_SUFFIX = ".partial"  # a truncated last line found on open is moved to <name>.<n>.partial
-
-
-class DecisionLogFailed(OutputError):
-    """A decision line could not be written; the log writes nothing more in this run."""
 
 
 class DecisionLog(Sink):
@@ -139,7 +135,7 @@ class DecisionLog(Sink):
         self.failure = f"{self.path}: {exc.strerror or exc}"  # the pipeline hands this decision back, as an ERROR
         log.error("cannot write the decision log %s: %s; no further decision is written", self.path,
                   exc.strerror or exc)
-        raise DecisionLogFailed(self.failure) from exc
+        raise OutputError(self.failure) from exc
 
     def _rotate(self) -> None:
         os.close(self._fd)
