@@ -1,4 +1,5 @@
-"""Atomic file writes: an artifact is either complete or absent, never half-written."""
+"""Atomic file writes (an artifact is either complete or absent, never half-written), output
+folders that say why they cannot be written, strict JSON, and the one-run-per-folder lock."""
 
 from __future__ import annotations
 
