@@ -8,10 +8,14 @@
     ├── CalibrationError         quantization failed
     │   └── AccuracyGateRefused  the INT8 model strays too far from FP32      (exit 3)
     ├── EngineError              bad engine file, wrong input, wrong GPU/TensorRT
-    ├── CameraError              producer/device problems
+    ├── CameraError              producer/device problems, settings the camera refuses
     │   ├── CameraTimeout        no frame within the timeout
     │   ├── CameraDisconnected   the device went away; fetch keeps trying to reopen it
     │   └── EndOfStream          a replay source has no more frames
+    ├── OutputError              an output cannot be written: not a folder, read-only, disk full,
+    │                            or the --out folder is locked by another run
+    ├── RunFailed                `run` ended early: camera fault, a crashed stage, the decision
+    │                            log could not be written (every frame still has a decision)
     └── MissingDependency        an optional package is not installed
 
 Errors from lower libraries are converted at the boundary with ``raise ... from exc``.
@@ -78,6 +82,14 @@ class CameraDisconnected(CameraError):
 
 class EndOfStream(CameraError):
     """A folder or video replay ran out of frames and is not looping."""
+
+
+class OutputError(ArdEdgeError):
+    pass
+
+
+class RunFailed(ArdEdgeError):
+    """The run's summary says what happened to every frame; this only makes the exit status non-zero."""
 
 
 class MissingDependency(ArdEdgeError):

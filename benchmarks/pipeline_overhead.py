@@ -109,7 +109,7 @@ def main() -> int:
     model = export_untrained(args.work_dir, args.image_size)
     results: dict = {"model": str(model), "cpu_count": os.cpu_count(), "loadavg_before": os.getloadavg(),
                      "intra_op_threads": args.intra_op_threads}
-    options = {"intra_op_threads": args.intra_op_threads} if args.intra_op_threads else {}
+    options = {"threads": args.intra_op_threads} if args.intra_op_threads else {}  # open_engine names it threads
     with open_engine(model, **options) as engine:
         results["engine"] = engine.name
         # (a) a camera ~3x faster than the engine: the runtime must keep the engine busy. The machine

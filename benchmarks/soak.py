@@ -2,7 +2,10 @@
 """Soak: 10,000 frames from the viky.cti simulator through a small engine, every sink on.
 
 Passes when no decision is lost (decisions + drops == frames captured, and the decision log
-holds every decision) and resident memory grows by less than 50 MB after warm-up.
+holds every decision, each line strict JSON with this run's id) and resident memory grows by
+less than 50 MB after warm-up. The run holds the ``--out`` lock as ``ard-edge run`` does, and
+the fail-safe checks' own costs are timed apart (``check_costs``): the per-batch finite check,
+the lock, and the sha256 a built engine's sidecar is checked with at open.
 
     .venv/bin/python benchmarks/soak.py --json /tmp/soak.json
 """
@@ -84,8 +87,48 @@ class RssSampler:
             self.samples.append((self._pipeline.status().frames_captured, self._process.memory_info().rss))
 
 
-def count_logged(out_dir: Path) -> int:
-    return sum(len(p.read_text().splitlines()) for p in out_dir.glob("decisions*.jsonl"))
+def count_logged(out_dir: Path, run_id: str) -> int:
+    """Lines of this run in the decision files; each must be strict JSON (no NaN/Infinity tokens)."""
+
+    def refuse(token):
+        raise ValueError(f"non-standard JSON token {token} in the decision log")
+
+    lines = [json.loads(line, parse_constant=refuse) for p in out_dir.glob("decisions*.jsonl")
+             for line in p.read_text().splitlines()]
+    return sum(line["run_id"] == run_id for line in lines)
+
+
+def _time_us(call, repeat: int) -> float:
+    start = time.perf_counter()
+    for _ in range(repeat):
+        call()
+    return (time.perf_counter() - start) / repeat * 1e6
+
+
+def check_costs(engine, batch: int, out_dir: Path, model: Path) -> dict:
+    """Microseconds per call of what the fail-safe checks add: per batch, per run, per engine open."""
+    from ard_edge._io import folder_lock, sha256_file
+    from ard_edge.runtime.decision import non_finite
+
+    spec = engine.input_spec
+    result = engine.infer(np.zeros((batch, spec.height, spec.width, spec.channels), np.uint8))
+    big = out_dir.parent / "sha256_probe.bin"
+    big.write_bytes(os.urandom(9_000_000))  # the size of the demo's INT8 engine
+    costs = {
+        "finite_check_us_per_batch": _time_us(lambda: non_finite(result), 2000),
+        "folder_lock_us_per_run": _time_us(lambda: _lock_once(folder_lock, out_dir), 200),
+        "sha256_ms_at_open_model": _time_us(lambda: sha256_file(model), 5) / 1000,
+        "model_bytes": model.stat().st_size,
+        "sha256_ms_at_open_9mb": _time_us(lambda: sha256_file(big), 5) / 1000,
+    }
+    big.unlink()
+    costs["finite_check_us_per_frame"] = costs["finite_check_us_per_batch"] / batch
+    return costs
+
+
+def _lock_once(folder_lock, out_dir: Path) -> None:
+    with folder_lock(out_dir):
+        pass
 
 
 def main() -> int:
@@ -101,6 +144,7 @@ def main() -> int:
     import psutil
 
     from ard_edge import open_engine
+    from ard_edge._io import folder_lock
     from ard_edge.runtime import DecisionLog, EvidenceSaver, Pipeline, RuntimeConfig
 
     model = export_small_model(args.work_dir, args.fail_fraction)
@@ -110,17 +154,19 @@ def main() -> int:
     rss_before = psutil.Process().memory_info().rss
     start = time.monotonic()
     with open_engine(model) as engine:
-        sinks = [DecisionLog(out_dir, settings.rotate_mb), EvidenceSaver.from_settings(out_dir, settings)]
-        pipeline = Pipeline(camera(args.frame_rate), engine, settings, sinks, max_frames=args.frames)
-        with RssSampler(pipeline) as rss:
-            pipeline.start()
-            summary = pipeline.join()
-    wall_s = time.monotonic() - start
+        with folder_lock(out_dir):
+            sinks = [DecisionLog(out_dir, settings.rotate_mb), EvidenceSaver.from_settings(out_dir, settings)]
+            pipeline = Pipeline(camera(args.frame_rate), engine, settings, sinks, max_frames=args.frames)
+            with RssSampler(pipeline) as rss:
+                pipeline.start()
+                summary = pipeline.join()
+        wall_s = time.monotonic() - start
+        costs = check_costs(engine, args.batch, out_dir, model)
 
     baseline = next((r for n, r in rss.samples if n >= WARMUP_FRAMES), rss.samples[0][1])
     end = rss.samples[-1][1]
     peak = max(r for _, r in rss.samples)
-    logged = count_logged(out_dir)
+    logged = count_logged(out_dir, summary.run_id)
     decided = sum(summary.decisions.values())
     result = {
         "summary": summary.to_dict(),
@@ -131,6 +177,7 @@ def main() -> int:
         "rss_samples": len(rss.samples),
         "wall_s": wall_s,
         "loadavg_after": os.getloadavg(),
+        "check_costs": costs,
     }
     ok = summary.lost == 0 and logged == decided and result["rss_growth_mb"] < 50
     result["pass"] = ok
@@ -144,6 +191,10 @@ def main() -> int:
     print(f"RSS MB: before {rss_mb['before']:.0f}, after {WARMUP_FRAMES} frames {rss_mb['after_warmup']:.0f},"
           f" end {rss_mb['end']:.0f}, peak {rss_mb['peak']:.0f}; growth {result['rss_growth_mb']:+.1f} MB;"
           f" wall {wall_s:.0f} s -> {'PASS' if ok else 'FAIL'}")
+    print(f"added checks: finite check {costs['finite_check_us_per_frame']:.2f} us/frame"
+          f" ({costs['finite_check_us_per_batch']:.2f} us per batch of {args.batch}); --out lock"
+          f" {costs['folder_lock_us_per_run']:.0f} us per run; sha256 at open {costs['sha256_ms_at_open_model']:.1f} ms"
+          f" for this {costs['model_bytes'] / 1e6:.1f} MB model, {costs['sha256_ms_at_open_9mb']:.1f} ms for 9 MB")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     return 0 if ok else 1

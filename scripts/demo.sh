@@ -34,6 +34,7 @@ fi
 step "6/7 predict on the test images with the built engine"
 ard-edge predict --engine "$DEMO/engines/demo.engine" "$DEMO/data/test" --out "$DEMO/predictions"
 
+# cam0 in examples/ard-edge.yaml says `simulator: true`: the simulator is never a silent fallback.
 step "7/7 stream the simulated camera (viky.cti, 640x480 Mono8) to decisions"
 ard-edge run --camera cam0 --config examples/ard-edge.yaml --engine "$DEMO/engines/demo.engine" \
   --max-frames 200 --batch 4 --out "$DEMO/line"

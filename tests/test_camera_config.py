@@ -41,7 +41,7 @@ def test_unknown_key_names_the_dotted_path(tmp_path):
         ("width: 0", r"cameras\.cam0\.width: must be positive, got 0"),
         ("offset_x: -2", r"cameras\.cam0\.offset_x: must be >= 0"),
         ("frame_rate: -5", r"cameras\.cam0\.frame_rate: must be positive"),
-        ("exposure_us: .nan", r"cameras\.cam0\.exposure_us: must be positive"),
+        ("exposure_us: .nan", r"cameras\.cam0\.exposure_us: must be a finite number, got nan"),
         ("roi: [1, 2, 3]", r"cameras\.cam0\.roi: expected 4 values, got 3"),
         ("roi: [-1, 0, 10, 10]", r"cameras\.cam0\.roi: x and y must be >= 0"),
         ("roi: [0, 0, 0, 10]", r"cameras\.cam0\.roi: w and h must be positive"),

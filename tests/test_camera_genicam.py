@@ -53,16 +53,33 @@ def test_import_does_not_load_harvesters():
     assert result.stdout.strip() == "[]"
 
 
-def test_producer_discovery(tmp_path, monkeypatch):
-    assert find_producers() == [VIKY]  # nothing configured: the simulator
+def test_producer_discovery(tmp_path, monkeypatch, caplog):
+    with pytest.raises(CameraError, match="no GenTL producer: set `producer:`"):
+        find_producers()  # nothing configured: an error, never the simulator
+    with caplog.at_level(logging.WARNING):
+        assert find_producers(simulator=True) == [VIKY]  # only when asked, and announced
+    assert "frames are simulated" in caplog.text
+    monkeypatch.setenv("GENICAM_GENTL64_PATH", str(tmp_path / "missing"))
+    with pytest.raises(CameraError, match=r"GENICAM_GENTL64_PATH=.*missing: no GenTL producer \(.cti\) there"):
+        find_producers()  # a bad path does not fall back to the simulator either
     (tmp_path / "viky.cti").symlink_to(VIKY)
     directories = [str(tmp_path / "missing"), str(tmp_path), str(tmp_path)]
     monkeypatch.setenv("GENICAM_GENTL64_PATH", os.pathsep.join(directories))
     assert find_producers() == [VIKY.resolve()]  # listed twice, loaded once
 
 
+def test_a_setting_the_camera_refuses_is_an_error_one_it_lacks_a_warning(caplog):
+    with pytest.raises(CameraError, match=r"the camera refused Width = 5000 .*fix cameras\.cam0\.width"):
+        GenICamCamera(small(width=5000), name="cam0").open()
+    with pytest.raises(CameraError, match=r"refused AcquisitionFrameRate = 1000\.0"):
+        GenICamCamera(small(frame_rate=1000.0), name="cam0").open()
+    with caplog.at_level(logging.WARNING), GenICamCamera(small(exposure_us=500.0), name="cam0") as cam:
+        assert cam.fetch(timeout_s=1.0).image.shape == (100, 128, 1)  # viky has no ExposureTime: it streams
+    assert "camera has no ExposureTime feature; `exposure_us` ignored" in caplog.text
+
+
 def test_list_devices_sees_three_viky_cameras():
-    devices = list_devices()
+    devices = list_devices(simulator=True)
     assert [d["serial"] for d in devices] == ["0", "1", "2"]
     assert {d["vendor"] for d in devices} == {"Machine Vision Games Ltd."}
     assert {d["model"] for d in devices} == {"Viky"}
@@ -175,7 +192,9 @@ def test_device_selection_errors():
         GenICamCamera(small(serial=None, index=5)).open()
 
 
-def test_no_config_opens_the_first_device():
+def test_no_config_opens_the_first_device(monkeypatch, tmp_path):
+    (tmp_path / "viky.cti").symlink_to(VIKY)
+    monkeypatch.setenv("GENICAM_GENTL64_PATH", str(tmp_path))  # a producer, as on a line PC
     with open_source("cam0", {}) as cam:
         assert cam.device["index"] == 0
         assert cam.fetch(timeout_s=2.0).image.ndim == 3

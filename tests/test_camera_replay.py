@@ -67,8 +67,10 @@ def test_folder_errors(tmp_path):
     with pytest.raises(CameraError, match="no images"):
         FolderReplay(tmp_path).open()
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with FolderReplay(tmp_path) as source, pytest.raises(CameraError, match="cannot decode .*broken.png"):
-        source.fetch()
+    with FolderReplay(tmp_path, loop=True) as source:  # an unreadable file is a frame without image, not the end
+        first, second = source.fetch(), source.fetch()
+    assert first.error is not None and "cannot decode" in first.error and first.source.endswith("broken.png")
+    assert first.image.size == 0 and second.error == first.error and second.frame_id == 2
 
 
 def test_closed_source_refuses_fetch_and_closes_twice(folder):

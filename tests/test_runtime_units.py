@@ -113,7 +113,14 @@ def test_runtime_section_is_typed_and_checked(tmp_path):
     with pytest.raises(ConfigError, match=r"ard-edge.yaml: runtime\.batch_sze: unknown key \(did you mean batch\?\)"):
         load_app_config(path)
     path.write_text("runtime:\n  max_wait_ms: -1\n")
-    with pytest.raises(ConfigError, match=r"runtime\.max_wait_ms: must be >= 0"):
+    with pytest.raises(ConfigError, match=r"runtime\.max_wait_ms: must be a finite number from 0 to 60000, got -1"):
+        load_app_config(path)
+    for value in (".inf", ".nan", "-.inf"):  # YAML's non-finite floats would crash a stage thread
+        path.write_text(f"runtime:\n  max_wait_ms: {value}\n")
+        with pytest.raises(ConfigError, match=r"runtime\.max_wait_ms: must be a finite number, got"):
+            load_app_config(path)
+    path.write_text("runtime:\n  startup_timeout_s: 0\n")
+    with pytest.raises(ConfigError, match=r"runtime\.startup_timeout_s: must be a finite number above 0"):
         load_app_config(path)
 
 

@@ -24,7 +24,10 @@ class CameraConfig:
     """How to find one GenICam camera and what to set on it; ``None`` keeps the camera's value."""
 
     # Which producer and device. None of serial/user_name/index: the first device found.
-    producer: Path | None = None  # GenTL producer (.cti); None: GENICAM_GENTL64_PATH, then viky.cti
+    producer: Path | None = None  # GenTL producer (.cti); None: the .cti files on GENICAM_GENTL64_PATH
+    # The viky.cti simulator inside the genicam wheel instead of a producer: for the demo and tests
+    # only, and never a fallback, so a line cannot run on simulated frames by accident.
+    simulator: bool = False
     serial: str | None = None  # device serial number (quote it in YAML: serial: "22012345")
     user_name: str | None = None  # user-defined name (DeviceUserID) stored in the camera
     index: int | None = None  # position in the device list
@@ -76,6 +79,8 @@ class CameraConfig:
         if self.producer is not None:
             check(self.producer.suffix.lower() == ".cti", key("producer"),
                   f"a GenTL producer is a .cti file, got {self.producer}")
+        check(not (self.simulator and self.producer is not None), key("simulator"),
+              "set either simulator: true or producer, not both")
         chosen = [name for name in ("serial", "user_name", "index") if getattr(self, name) is not None]
         check(len(chosen) <= 1, path or "camera",
               f"set only one of serial, user_name, index (got {' and '.join(chosen)})")

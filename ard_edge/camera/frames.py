@@ -26,6 +26,7 @@ class Frame:
     received_ns: int = 0  # host time.monotonic_ns() when the frame arrived
     pixel_format: str = "Mono8"  # GenICam name of the format the device sent
     source: str | None = None  # replay only: the file (and frame index) the image came from
+    error: str | None = None  # why there is no image (an unreadable replay file): an ERROR decision, not the end
 
     @property
     def height(self) -> int:
@@ -103,6 +104,11 @@ class FrameSource(abc.ABC):
         parts on the line and are never dropped.
         """
         return self.trigger_mode == "free_run"
+
+    @property
+    def device_info(self) -> dict[str, str | None]:
+        """The vendor, model and serial of what produces the frames, for the decision log and summary."""
+        return {"vendor": None, "model": type(self).__name__, "serial": None}
 
     def select_channels(self, channels: int) -> str | None:
         """Switch to a pixel format with ``channels`` channels if the source offers one; return it, else None."""

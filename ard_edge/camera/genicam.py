@@ -58,30 +58,37 @@ def simulator_producer() -> Path | None:
     return path if path.is_file() else None
 
 
-def find_producers(producer: Path | None = None) -> list[Path]:
-    """The GenTL producers to load: ``producer``, else every .cti in GENICAM_GENTL64_PATH, else viky.cti.
+def find_producers(producer: Path | None = None, simulator: bool = False) -> list[Path]:
+    """The GenTL producers to load: ``producer``, the simulator when asked, else every .cti in GENICAM_GENTL64_PATH.
+
+    The simulator is loaded only when asked for (``simulator: true``), and says so: a missing or
+    wrong producer path is an error, never a silent switch to simulated frames.
 
     Raises:
-        CameraError: ``producer`` does not exist, or nothing is found at all.
+        CameraError: ``producer`` does not exist, GENICAM_GENTL64_PATH holds no .cti, or nothing is configured.
     """
+    if simulator:
+        path = simulator_producer()
+        if path is None:
+            raise CameraError("simulator: true, but the installed genicam package ships no viky.cti")
+        log.warning("using the GenICam simulator %s (simulator: true): frames are simulated, not a camera's", path)
+        return [path]
     if producer is not None:
         producer = Path(producer).expanduser()
         if not producer.is_file():
             raise CameraError(f"GenTL producer not found: {producer} (check `producer:` in ard-edge.yaml)")
         log.info("GenTL producer from the config: %s", producer)
         return [producer]
+    listed = os.environ.get(PRODUCER_PATH_ENV, "")
     found = _producers_on_env_path()
     if found:
         log.info("GenTL producers from %s: %s", PRODUCER_PATH_ENV, ", ".join(map(str, found)))
         return found
-    simulator = simulator_producer()
-    if simulator is None:
-        raise CameraError(
-            f"no GenTL producer: set `producer:` in ard-edge.yaml or {PRODUCER_PATH_ENV}"
-            " (the genicam package ships no viky.cti simulator either)"
-        )
-    log.info("no producer configured and none on %s: using the simulator %s", PRODUCER_PATH_ENV, simulator)
-    return [simulator]
+    if listed:
+        raise CameraError(f"{PRODUCER_PATH_ENV}={listed}: no GenTL producer (.cti) there; fix the path"
+                          " or set `producer:` in ard-edge.yaml")
+    raise CameraError(f"no GenTL producer: set `producer:` in ard-edge.yaml or {PRODUCER_PATH_ENV}"
+                      " (`simulator: true` runs the viky.cti simulator, for demos and tests)")
 
 
 def _producers_on_env_path() -> list[Path]:
@@ -172,14 +179,14 @@ def _driver_errors() -> tuple[type[Exception], ...]:
 # -- devices -----------------------------------------------------------------------------------
 
 
-def list_devices(producer: Path | None = None) -> list[dict[str, Any]]:
+def list_devices(producer: Path | None = None, simulator: bool = False) -> list[dict[str, Any]]:
     """Devices the producers (see :func:`find_producers`) can see.
 
     Returns:
         One dict per device: index, vendor, model, serial, user_defined_name, tl_type, id,
         producer (the .cti path).
     """
-    shared = _acquire_harvester(find_producers(producer))
+    shared = _acquire_harvester(find_producers(producer, simulator))
     try:
         return _device_dicts(shared.harvester)
     finally:
@@ -293,6 +300,11 @@ class GenICamCamera(FrameSource):
         return self._device
 
     @property
+    def device_info(self) -> dict[str, str | None]:
+        device = self._device or {}
+        return {"vendor": device.get("vendor"), "model": device.get("model"), "serial": device.get("serial")}
+
+    @property
     def node_map(self) -> Any:
         """The camera's GenApi node map, for features this class does not cover; None while gone."""
         return None if self._ia is None else self._ia.remote_device.node_map
@@ -321,7 +333,7 @@ class GenICamCamera(FrameSource):
                 return None
             self._ia.stop()  # PixelFormat is locked while the device streams
             try:
-                if not self._set(node_map, "pixel_format", ("PixelFormat",), choice):
+                if not self._set(node_map, "pixel_format", ("PixelFormat",), choice, strict=False):
                     return None
             finally:
                 self._ia.start()
@@ -347,7 +359,7 @@ class GenICamCamera(FrameSource):
     # -- lifecycle
 
     def _open_impl(self) -> None:
-        self._shared = _acquire_harvester(find_producers(self.config.producer))
+        self._shared = _acquire_harvester(find_producers(self.config.producer, self.config.simulator))
         try:
             self._connect(refresh=False)
         except BaseException:
@@ -430,15 +442,17 @@ class GenICamCamera(FrameSource):
             try:
                 ia.num_buffers = self.config.num_buffers
             except ValueError as exc:
-                self._warn_once("num_buffers", f"{self.name}: num_buffers {self.config.num_buffers} rejected: {exc}")
+                raise CameraError(f"{self.name}: the driver refused num_buffers = {self.config.num_buffers} ({exc});"
+                                  f" fix cameras.{self.name}.num_buffers") from exc
         ia.add_callback(ia.Events.INCOMPLETE_BUFFER, _incomplete_counter(self._stats))
         self._apply_features(ia.remote_device.node_map)
 
     def _apply_features(self, node_map: Any) -> None:
-        """Set the configured GenICam features; a missing or rejected one warns once."""
+        """Set the configured GenICam features: one the camera lacks warns once, one it refuses is an error."""
         c = self.config
         if c.pixel_format or self._selected_format:
-            self._set(node_map, "pixel_format", ("PixelFormat",), c.pixel_format or self._selected_format)
+            self._set(node_map, "pixel_format", ("PixelFormat",), c.pixel_format or self._selected_format,
+                      strict=c.pixel_format is not None)
         # Zero a configured offset first so that a larger Width/Height fits the sensor.
         for setting, feature in (("offset_x", "OffsetX"), ("offset_y", "OffsetY")):
             if getattr(c, setting) is not None:
@@ -467,8 +481,13 @@ class GenICamCamera(FrameSource):
             source = "Software" if self.config.trigger == "software" else self.config.effective_trigger_source
             self._set(node_map, "trigger_source", ("TriggerSource",), source)
 
-    def _set(self, node_map: Any, setting: str, features: tuple[str, ...], value: Any) -> bool:
-        """Set the first of ``features`` the camera has; warn once per setting when that fails."""
+    def _set(self, node_map: Any, setting: str, features: tuple[str, ...], value: Any, strict: bool = True) -> bool:
+        """Set the first of ``features`` the camera has; warn once per setting when it has none.
+
+        A value the camera refuses is an error when the user wrote it (``strict``): running at the
+        camera's defaults would inspect other images than the model was trained on. A value we
+        chose ourselves (``strict=False``) only reports failure.
+        """
         for feature in features:
             if not node_map.has_node(feature):
                 continue
@@ -477,7 +496,10 @@ class GenICamCamera(FrameSource):
                 return True
             except _driver_errors() as exc:
                 reason = str(exc).split(" : ")[0]  # drop the C++ file/line trailer
-                self._warn_once(setting, f"{self.name}: camera rejected {feature}={value!r}: {reason}")
+                if strict:
+                    raise CameraError(f"{self.name}: the camera refused {feature} = {value!r} ({reason});"
+                                      f" fix cameras.{self.name}.{setting} in ard-edge.yaml") from exc
+                log.debug("%s: %s=%r not applied: %s", self.name, feature, value, reason)
                 return False
         self._warn_once(setting, f"{self.name}: camera has no {features[0]} feature; `{setting}` ignored")
         return False

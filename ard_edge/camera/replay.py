@@ -17,6 +17,17 @@ from ard_edge.errors import CameraError, CameraTimeout, DataError, EndOfStream
 
 log = logging.getLogger(__name__)
 
+_NO_IMAGE = np.zeros((0, 0, 1), np.uint8)  # the image of a frame whose file could not be read
+
+
+class _Unreadable(Exception):
+    """A replay file that cannot be decoded; its frame carries the message instead of an image."""
+
+    def __init__(self, message: str, source: str):
+        super().__init__(message)
+        self.source = source
+
+
 class _ReplaySource(FrameSource):
     """Pacing, looping and counters shared by the replay sources."""
 
@@ -35,9 +46,18 @@ class _ReplaySource(FrameSource):
         """An unpaced replay simply waits for the pipeline; a paced one stands in for a free-running camera."""
         return self.fps is not None
 
+    @property
+    def device_info(self) -> dict[str, str | None]:
+        return {"vendor": None, "model": type(self).__name__, "serial": str(self.path)}
+
     def _fetch_impl(self, timeout_s: float | None) -> Frame:
         self._pace(timeout_s)
-        image, source, timestamp_ns, pixel_format = self._next()
+        try:
+            image, source, timestamp_ns, pixel_format = self._next()
+            error = None
+        except _Unreadable as exc:  # one bad file is one ERROR decision, not the end of the replay
+            image, source, timestamp_ns, pixel_format = _NO_IMAGE, exc.source, 0, "Mono8"
+            error = str(exc)
         self._frame_id += 1
         self._stats["frames"] += 1
         return Frame(
@@ -48,6 +68,7 @@ class _ReplaySource(FrameSource):
             received_ns=time.monotonic_ns(),
             pixel_format=pixel_format,
             source=source,
+            error=error,
         )
 
     def _pace(self, timeout_s: float | None) -> None:
@@ -110,7 +131,7 @@ class FolderReplay(_ReplaySource):
         try:
             image = read_image(path, mono_as_rgb=False)
         except DataError as exc:
-            raise CameraError(f"{self.name}: {exc}") from exc
+            raise _Unreadable(str(exc), str(path)) from exc
         return image, str(path), 0, "Mono8" if image.shape[2] == 1 else "RGB8"
 
 

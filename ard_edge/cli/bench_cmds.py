@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ard_edge.cli._common import progress_bar
+from ard_edge.cli._common import FiniteFloat, progress_bar
 
 
 @click.command("bench")
@@ -19,7 +19,7 @@ from ard_edge.cli._common import progress_bar
                    "sizes outside its range; a size no engine takes is an error.")
 @click.option("--iterations", type=click.IntRange(min=1),
               help="Timed calls per engine, batch and run; frames per run with --pipeline. [50]")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True),
+@click.option("--duration", "duration_s", type=FiniteFloat(min=0, min_open=True),
               help="Seconds per batch block of each run (per pipeline run) instead of --iterations.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed calls per engine before each batch block, discarded.")

@@ -13,6 +13,7 @@ from ard_edge.calibration import (
     METHODS,
     PROFILES,
 )
+from ard_edge.cli._common import FiniteFloat
 
 
 @click.command()
@@ -30,9 +31,9 @@ from ard_edge.calibration import (
 @click.option("--profile", type=click.Choice(list(PROFILES)), default="tensorrt", show_default=True,
               help="tensorrt: int8 symmetric (TensorRT explicit quantization, also runs on ONNX Runtime); "
                    "cpu: uint8 activations for ONNX Runtime on x86.")
-@click.option("--max-auroc-drop", type=float, default=DEFAULT_MAX_AUROC_DROP, show_default=True,
+@click.option("--max-auroc-drop", type=FiniteFloat(), default=DEFAULT_MAX_AUROC_DROP, show_default=True,
               help="Refuse the model if image AUROC falls by more than this (needs test/ defects).")
-@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, show_default=True,
+@click.option("--min-agreement", type=FiniteFloat(), default=DEFAULT_MIN_AGREEMENT, show_default=True,
               help="Refuse the model if FP32 and INT8 decisions agree on fewer images than this share.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--ranges", "ranges_path", type=click.Path(path_type=Path),

@@ -24,10 +24,10 @@ from ard_edge.runtime.config import load_app_config
 def cameras(config_path: Path | None) -> None:
     """List GenICam cameras and configured aliases."""
     app = load_app_config(config_path)
-    # Devices behind the default producers, plus those behind each producer a camera names.
-    producers: list[Path | None] = [None]
-    producers += sorted({c.producer for c in app.cameras.values() if c.producer is not None}, key=str)
-    listings = {producer: _list(producer) for producer in producers}
+    # Devices behind the default producers, plus those behind each producer (or the simulator) a camera names.
+    producers: list[tuple[Path | None, bool]] = [(None, False)]
+    producers += sorted({_producer(c) for c in app.cameras.values() if _producer(c) != (None, False)}, key=str)
+    listings = {producer: _list(*producer) for producer in producers}
 
     devices: dict[tuple[Any, Any], dict[str, Any]] = {}
     for listing in listings.values():
@@ -44,12 +44,16 @@ def cameras(config_path: Path | None) -> None:
         return
     click.echo("Aliases:")
     for alias, config in app.cameras.items():
-        click.echo(f"  {alias:<10} {_wanted(config):<24} -> {_resolve(config, listings.get(config.producer), alias)}")
+        click.echo(f"  {alias:<10} {_wanted(config):<24} -> {_resolve(config, listings.get(_producer(config)), alias)}")
 
 
-def _list(producer: Path | None) -> list[dict[str, Any]] | CameraError:
+def _producer(config: CameraConfig) -> tuple[Path | None, bool]:
+    return config.producer, config.simulator
+
+
+def _list(producer: Path | None, simulator: bool) -> list[dict[str, Any]] | CameraError:
     try:
-        return list_devices(producer)
+        return list_devices(producer, simulator)
     except CameraError as exc:
         return exc
 

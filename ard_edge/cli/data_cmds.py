@@ -6,6 +6,7 @@ import click
 
 from ard_edge.cli._common import progress_bar
 from ard_edge.data import TEXTURES, write_synthetic_dataset
+from ard_edge.errors import OutputError
 
 
 @click.command()
@@ -26,10 +27,13 @@ def synth(out: str, num_train: int, num_test: int, image_size: int, seed: int, t
     """Write a synthetic inspection dataset to OUT in MVTec AD layout."""
     # disable=None: no bar when stderr is not a terminal (logs, CI).
     with progress_bar(num_train + num_test, "synth", "img", leave=False, disable=None) as bar:
-        summary = write_synthetic_dataset(
-            out, num_train=num_train, num_test=num_test, image_size=image_size, seed=seed,
-            texture=texture, overwrite=overwrite, progress=bar.update,
-        )
+        try:
+            summary = write_synthetic_dataset(
+                out, num_train=num_train, num_test=num_test, image_size=image_size, seed=seed,
+                texture=texture, overwrite=overwrite, progress=bar.update,
+            )
+        except OSError as exc:  # synth reads nothing of the user's: an OSError is the output's
+            raise OutputError(f"cannot write the dataset {out}: {exc.strerror or exc}") from exc
     defects = ", ".join(f"{count} {name}" for name, count in summary.num_defects.items())
     click.echo(
         f"wrote {summary.out_dir}: {summary.num_train} train, {num_test} test "

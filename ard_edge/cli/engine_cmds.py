@@ -10,7 +10,7 @@ import click
 
 from ard_edge._io import BYTES_PER_MB
 from ard_edge.calibration import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT, DEFAULT_NUM_IMAGES
-from ard_edge.cli._common import progress_bar
+from ard_edge.cli._common import FiniteFloat, progress_bar
 from ard_edge.cli.calibrate_cmds import format_report
 from ard_edge.errors import AccuracyGateRefused, ConfigError
 
@@ -104,8 +104,8 @@ class _BarProgress:
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace limit, e.g. 512M or 2G.")
 @click.option("--dla", "dla_core", type=int, metavar="CORE", help="Jetson DLA core (fp16/int8), falling back to the GPU per layer.")
 @click.option("--timing-cache", type=click.Path(path_type=Path), metavar="FILE", help="TensorRT timing cache: loaded if present, saved after the build.")
-@click.option("--max-auroc-drop", type=float, default=DEFAULT_MAX_AUROC_DROP, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
-@click.option("--min-agreement", type=float, default=DEFAULT_MIN_AGREEMENT, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
+@click.option("--max-auroc-drop", type=FiniteFloat(), default=DEFAULT_MAX_AUROC_DROP, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
+@click.option("--min-agreement", type=FiniteFloat(), default=DEFAULT_MIN_AGREEMENT, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
 @click.option("--calibration-images", type=int, default=DEFAULT_NUM_IMAGES, show_default=True, help="Images used for calibration.")
 def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
                  timing_cache, max_auroc_drop, min_agreement, calibration_images):

@@ -21,8 +21,11 @@ def predict(engine_path, inputs, out, channels):
     from ard_edge import open_engine
     from ard_edge.runtime.predict import PREDICTIONS_NAME, collect_images, predict_files
 
+    from ard_edge._io import ensure_folder
+
     options = {"channels": int(channels)} if channels and engine_path.suffix == ".ckpt" else {}
     paths = collect_images(inputs)
+    ensure_folder(out / "heatmaps")  # an unwritable --out fails before the engine loads
     with open_engine(engine_path, **options) as engine, progress_bar(len(paths), "predict", "img") as bar:
         predictions = predict_files(engine, paths, out, on_batch=bar.update)
     _print_summary(predictions)
@@ -30,11 +33,15 @@ def predict(engine_path, inputs, out, channels):
 
 
 def _print_summary(predictions) -> None:
-    shown = predictions if len(predictions) <= _TABLE_ROWS else [p for p in predictions if p.verdict == "FAIL"][:_TABLE_ROWS]
+    shown = predictions if len(predictions) <= _TABLE_ROWS else [p for p in predictions if p.verdict != "PASS"][:_TABLE_ROWS]
     if shown:
         width = min(max(len(p.path) for p in shown), 60)
         click.echo(f"{'image':<{width}}  {'score':>8}  {'norm':>5}  verdict")
         for p in shown:
-            click.echo(f"{p.path[-width:]:<{width}}  {p.score:8.4f}  {p.normalized_score:5.2f}  {p.verdict}")
-    fails = sum(p.verdict == "FAIL" for p in predictions)
-    click.echo(f"{len(predictions)} images: {len(predictions) - fails} PASS, {fails} FAIL")
+            if p.error:
+                click.echo(f"{p.path[-width:]:<{width}}  {'-':>8}  {'-':>5}  ERROR ({p.error})")
+            else:
+                click.echo(f"{p.path[-width:]:<{width}}  {p.score:8.4f}  {p.normalized_score:5.2f}  {p.verdict}")
+    counts = {verdict: sum(p.verdict == verdict for p in predictions) for verdict in ("PASS", "FAIL", "ERROR")}
+    click.echo(f"{len(predictions)} images: {counts['PASS']} PASS, {counts['FAIL']} FAIL"
+               + (f", {counts['ERROR']} ERROR" if counts["ERROR"] else ""))

@@ -17,6 +17,7 @@ from typing import TextIO
 
 import click
 
+from ard_edge.cli._common import FiniteFloat
 from ard_edge.runtime.sinks.base import Sink
 from ard_edge.runtime.summary import format_ms
 
@@ -33,24 +34,25 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("ard-edge-run"),
               show_default=True, help="decisions.jsonl, summary.json and fail/ evidence go here (appended).")
 @click.option("--max-frames", type=click.IntRange(min=1), help="Stop after this many captured frames.")
-@click.option("--duration", "duration_s", type=click.FloatRange(min=0, min_open=True), help="Stop after S seconds.")
+@click.option("--duration", "duration_s", type=FiniteFloat(min=0, min_open=True), help="Stop after S seconds.")
 @click.option("--batch", type=click.IntRange(min=1), help="Frames per engine call (overrides runtime.batch).")
-@click.option("--max-wait-ms", type=click.FloatRange(min=0),
+@click.option("--max-wait-ms", type=FiniteFloat(min=0, max=60_000),
               help="Longest a partial batch waits to fill (overrides runtime.max_wait_ms).")
-@click.option("--fps", type=click.FloatRange(min=0, min_open=True), help="Replay pace for folder:/video: sources.")
+@click.option("--fps", type=FiniteFloat(min=0, min_open=True), help="Replay pace for folder:/video: sources.")
 @click.option("--loop", is_flag=True, help="Replay folder:/video: sources endlessly.")
 @click.option("--engine-threads", type=click.IntRange(min=1),
               help="CPU threads for a CPU engine; cores - 1 leaves one to capture and preprocessing.")
 def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads):
     """Stream camera frames to PASS/FAIL decisions until the frame/time limit or Ctrl-C."""
     from ard_edge import open_engine
+    from ard_edge._io import folder_lock
     from ard_edge.camera import open_source
-    from ard_edge.errors import CameraError
-    from ard_edge.runtime import DECISIONS_NAME, DecisionLog, EvidenceSaver, Pipeline, load_app_config
+    from ard_edge.runtime import DecisionLog, EvidenceSaver, Pipeline, load_app_config
 
     app = load_app_config(config_path)
     settings = _with_overrides(app.runtime, batch=batch, max_wait_ms=max_wait_ms)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(folder_lock(out))  # before anything is appended: one run per folder
         engine = stack.enter_context(open_engine(engine_path, threads=engine_threads))
         source = stack.enter_context(open_source(camera, app.cameras, fps=fps, loop=loop))
         sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
@@ -59,12 +61,27 @@ def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, ma
         with _stop_on_signals(pipeline):
             pipeline.start()
             summary = pipeline.join()
-    summary.write(out / "summary.json")
+        _report(summary, out)
+
+
+def _report(summary, out: Path) -> None:
+    """Print the summary, write summary.json, and fail (exit 1) when the run or that write did.
+
+    The summary is printed first: on a full disk it is the only account of what was not written.
+    """
+    from ard_edge.errors import OutputError, RunFailed
+    from ard_edge.runtime import DECISIONS_NAME
+
     for line in summary.lines():
         click.echo(line)
+    problems = [f"the run ended early: {summary.error}"] if summary.error else []
+    try:
+        summary.write(out / "summary.json")
+    except OutputError as exc:
+        problems.append(f"summary.json not written: {exc}")
     click.echo(f"decisions: {out / DECISIONS_NAME}; evidence: {out / 'fail'}/; summary: {out / 'summary.json'}")
-    if summary.error:
-        raise CameraError(f"{summary.camera}: the run ended early: {summary.error}")
+    if problems:
+        raise RunFailed(f"{summary.camera}: " + "; ".join(problems))
 
 
 def _with_overrides(settings, **overrides):

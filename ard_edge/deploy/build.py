@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ard_edge._io import atomic_open, atomic_path, sha256_file
+from ard_edge._io import atomic_open, atomic_path, json_safe, sha256_file
 from ard_edge._version import __version__
 from ard_edge.calibration import DEFAULT_MAX_AUROC_DROP, DEFAULT_MIN_AGREEMENT, DEFAULT_NUM_IMAGES, calibrate_onnx
 from ard_edge.engines import BUILT_SUFFIXES
@@ -278,7 +278,7 @@ def build_engine(
         }
         validate_sidecar(sidecar, sidecar_path(out))
         # default=: the calibration report may hold numpy scalars.
-        json.dump(sidecar, sidecar_file, indent=2, sort_keys=True, default=_json_value)
+        json.dump(json_safe(sidecar), sidecar_file, indent=2, sort_keys=True, default=_json_value, allow_nan=False)
         sidecar_file.write("\n")
     log.info("wrote %s (%s, %s, batch %s) in %.1f s", out, target, precision, batch, build_s)
     return sidecar

@@ -41,13 +41,20 @@ def open_engine(path: str | Path, threads: int | None = None, **options) -> Engi
 
 
 def _open_built_engine(path: Path, threads: int | None, **options) -> Engine:
-    from ard_edge.engines.sidecar import read_sidecar
+    from ard_edge.engines.sidecar import check_metadata_agrees, read_sidecar, sidecar_path
 
     sidecar = read_sidecar(path)
     if sidecar["backend"] == "onnxruntime":
         from ard_edge.engines.onnxruntime.runner import OnnxRuntimeEngine
 
-        return OnnxRuntimeEngine(path, metadata=sidecar["metadata"], intra_op_threads=threads, **options)
+        engine = OnnxRuntimeEngine(path, metadata=sidecar["metadata"], intra_op_threads=threads, **options)
+        if engine.embedded_metadata is not None:
+            try:
+                check_metadata_agrees(sidecar["metadata"], engine.embedded_metadata, sidecar_path(path))
+            except EngineError:
+                engine.close()
+                raise
+        return engine
     from ard_edge.engines.tensorrt import TensorRTEngine
 
     return TensorRTEngine(path, sidecar=sidecar, **options)

@@ -163,6 +163,11 @@ class Engine(abc.ABC):
     backend: str = "base"
 
     def __init__(self, path: str | Path, input_spec: InputSpec, metadata: dict[str, Any]):
+        threshold = metadata.get("threshold") if isinstance(metadata, dict) else None
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool):
+            # A NaN threshold is a number: the runtime turns its every frame into an ERROR decision.
+            raise EngineError(f"{path}: its ard-edge metadata has no numeric threshold ({threshold!r}):"
+                              " re-export the model with ard-edge export")
         self.path = Path(path)
         self.input_spec = input_spec
         self.metadata = metadata

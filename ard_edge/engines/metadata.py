@@ -58,7 +58,13 @@ def metadata_from_props(props: Mapping[str, str], path: str | Path = "model") ->
     """The ard-edge entry of a model's string metadata (ONNX ``metadata_props``, ORT's custom map)."""
     if METADATA_KEY not in props:
         raise EngineError(f"{path} is an ONNX model but not an ard-edge export (no '{METADATA_KEY}' metadata)")
-    return json.loads(props[METADATA_KEY])
+    try:
+        metadata = json.loads(props[METADATA_KEY])
+    except ValueError as exc:
+        raise EngineError(f"{path}: its '{METADATA_KEY}' metadata is not valid JSON ({exc}): re-export it") from exc
+    if not isinstance(metadata, dict):
+        raise EngineError(f"{path}: its '{METADATA_KEY}' metadata is not a JSON object: re-export it")
+    return metadata
 
 
 def onnx_metadata(proto, path: str | Path = "model") -> dict[str, Any]:

@@ -17,7 +17,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from ard_edge._io import write_json
+from ard_edge._io import sha256_file, write_json
 from ard_edge.engines.base import PRECISIONS
 from ard_edge.errors import EngineError
 
@@ -25,6 +25,8 @@ FORMAT = "ard-edge-engine/1"
 SUFFIX = ".json"
 BACKENDS = ("tensorrt", "onnxruntime")
 
+# The metadata keys that decide verdicts; a sidecar must agree with its graph on each.
+BOUND_METADATA = ("threshold", "score_stats", "input", "model", "checkpoint_sha256")
 _REQUIRED = ("format", "backend", "precision", "batch", "onnx", "environment", "metadata")
 # What a TensorRT plan is bound to: a plan from another TensorRT build or another GPU model
 # either fails to deserialize or runs kernels tuned for different hardware.
@@ -58,14 +60,33 @@ def read_sidecar(engine_path: str | Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise EngineError(f"{path} is not a readable engine sidecar ({exc})") from exc
     validate_sidecar(sidecar, path)
-    recorded = sidecar.get("engine", {}).get("bytes")
-    if recorded is not None and engine_path.is_file() and engine_path.stat().st_size != recorded:
-        raise EngineError(
-            f"{path} describes a {recorded}-byte engine but {engine_path} has "
-            f"{engine_path.stat().st_size} bytes: the two do not belong together; "
-            f"rebuild with: {rebuild_command(sidecar, engine_path)}"
-        )
+    _check_engine_file(sidecar, engine_path, path)
     return sidecar
+
+
+def _check_engine_file(sidecar: dict[str, Any], engine_path: Path, path: Path) -> None:
+    """The engine file must be the one the sidecar was written for: same size, same sha256.
+
+    Hashing costs a read of the file, little next to deserializing it, and it catches an engine
+    swapped for another model's engine of the same size (which would run under this threshold).
+    """
+    recorded = sidecar.get("engine", {})
+    mismatch = None
+    if recorded.get("bytes") is not None and engine_path.stat().st_size != recorded["bytes"]:
+        mismatch = f"describes a {recorded['bytes']}-byte engine but {engine_path} has {engine_path.stat().st_size} bytes"
+    elif recorded.get("sha256") is not None and sha256_file(engine_path) != recorded["sha256"]:
+        mismatch = f"records sha256 {recorded['sha256'][:12]}... but {engine_path} hashes differently"
+    if mismatch:
+        raise EngineError(f"{path} {mismatch}: the two do not belong together;"
+                          f" rebuild with: {rebuild_command(sidecar, engine_path)}")
+
+
+def check_metadata_agrees(recorded: dict[str, Any], embedded: dict[str, Any], path: str | Path) -> None:
+    """Refuse a sidecar whose model metadata disagrees with the metadata inside the graph it describes."""
+    differing = [key for key in BOUND_METADATA if recorded.get(key) != embedded.get(key)]
+    if differing:
+        raise EngineError(f"{path}: the sidecar's metadata disagrees with the graph's on {', '.join(differing)}:"
+                          " the engine and its sidecar come from different builds; rebuild with ard-edge build-engine")
 
 
 def validate_sidecar(sidecar: Any, path: str | Path) -> None:
@@ -83,6 +104,9 @@ def validate_sidecar(sidecar: Any, path: str | Path) -> None:
         raise EngineError(f"{path}: unknown precision {sidecar['precision']!r}")
     if not isinstance(sidecar["metadata"], dict):
         raise EngineError(f"{path}: 'metadata' must be the model's ard-edge metadata object")
+    for key in ("batch", "environment", "engine"):
+        if not isinstance(sidecar.get(key, {}), dict):
+            raise EngineError(f"{path}: '{key}' must be a JSON object")
     if sidecar["backend"] == "tensorrt":
         missing = [key for key in _TENSORRT_ENVIRONMENT if not sidecar["environment"].get(key)]
         if missing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ def export_onnx(
     if batch is not None and batch < 1:
         raise ExportError(f"--batch must be >= 1 or 'dynamic', got {batch}")
     model, header = load_checkpoint(checkpoint)
+    _check_finite(model, header, checkpoint)
     fused = fused_from_checkpoint(model, header)
     size = model.config.image_size
     example = torch.zeros((batch or 1, size, size, channels), dtype=torch.uint8)
@@ -45,6 +47,19 @@ def export_onnx(
         _finish(tmp, metadata)
     log.info("exported %s -> %s", checkpoint, out)
     return metadata
+
+
+def _check_finite(model, header: dict, checkpoint) -> None:
+    """Refuse NaN or infinite weights, threshold or score floor: the exported graph would PASS every part."""
+    stats = header.get("score_stats")
+    for key, value in (("threshold", header.get("threshold")),
+                       ("score_stats.min", stats.get("min") if isinstance(stats, dict) else None)):
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+            raise ExportError(f"{checkpoint}: {key} is {value!r}, not a finite number: retrain the model")
+    for name, tensor in model.state_dict().items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise ExportError(f"{checkpoint}: weight {name} holds NaN or infinite values (did training diverge?):"
+                              " retrain the model")
 
 
 def _trace_to_onnx(fused, example: torch.Tensor, path: Path, dynamic_batch: bool, opset: int) -> None:

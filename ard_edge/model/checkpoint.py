@@ -45,9 +45,13 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path} is not an ard-edge checkpoint or is corrupted ({exc})") from exc
     if raw is None:
         raise CheckpointError(f"{path} is a safetensors file but not an ard-edge checkpoint")
-    header = json.loads(raw)
-    if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path} has format {header.get('format')!r}; this ard-edge reads {FORMAT}")
+    try:
+        header = json.loads(raw)
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: its metadata header is not valid JSON ({exc})") from exc
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise CheckpointError(f"{path} has format {found!r}; this ard-edge reads {FORMAT}")
     return header
 
 
@@ -57,7 +61,7 @@ def load_checkpoint(path: str | Path) -> tuple[ARDModel, dict[str, Any]]:
 
     header = read_metadata(path)
     try:
-        config = from_dict(ModelConfig, header["model"], "model")
+        config = from_dict(ModelConfig, header.get("model"), "model")
     except ArdEdgeError as exc:
         raise CheckpointError(f"{path}: bad model section: {exc}") from exc
     model = ARDModel(config, freeze(create_teacher_architecture(config.backbone)))

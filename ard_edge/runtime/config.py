@@ -8,6 +8,7 @@ e.g. ``runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 from ard_edge.camera.config import CameraConfig
@@ -51,16 +52,22 @@ class RuntimeConfig:
         def key(name: str) -> str:
             return f"{path}.{name}" if path else f"runtime.{name}"
 
-        for name in ("batch", "queue_size", "evidence_queue_size"):
+        for name, low, high in _RANGES:
             value = getattr(self, name)
-            check(value >= 1, key(name), f"must be >= 1, got {value}")
-        for name in ("max_wait_ms", "min_free_disk_mb", "gil_switch_interval_ms"):
-            value = getattr(self, name)
-            check(value >= 0, key(name), f"must be >= 0, got {value}")
-        for name in ("rotate_mb", "startup_timeout_s", "status_interval_s"):
-            value = getattr(self, name)
-            check(value > 0, key(name), f"must be positive, got {value}")
-        check(self.save_pass_every >= 0, key("save_pass_every"), f"must be >= 0, got {self.save_pass_every}")
+            above_low = value > low if name in _POSITIVE else value >= low
+            check(math.isfinite(value) and above_low and value <= high, key(name),
+                  f"must be a finite number {'above' if name in _POSITIVE else 'from'} {low:g}"
+                  f" {'and at most' if name in _POSITIVE else 'to'} {high:g}, got {value}")
+
+
+# (key, lowest, highest): bounds past which a value is a mistake or would overflow a thread wait.
+_RANGES = (
+    ("batch", 1, 4096), ("queue_size", 1, 1_000_000), ("evidence_queue_size", 1, 1_000_000),
+    ("max_wait_ms", 0, 60_000), ("min_free_disk_mb", 0, 1e12), ("gil_switch_interval_ms", 0, 1000),
+    ("rotate_mb", 0, 1e6), ("startup_timeout_s", 0, 86_400), ("status_interval_s", 0, 3600),
+    ("save_pass_every", 0, 1e9),
+)
+_POSITIVE = {"rotate_mb", "startup_timeout_s", "status_interval_s"}  # 0 is out of range too
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ class RunCounters:
         self.dropped = 0
         self.decisions = empty_decisions()
         self.rejects = 0
+        self.non_finite = 0  # frames whose engine output held a NaN or an infinity (each an ERROR)
         self.batches = 0
         self.batched_frames = 0
         self.latency = Reservoir()
@@ -84,7 +85,7 @@ class RunCounters:
 
     def summary(self, camera: str, engine: str, camera_stats: dict[str, int], **run) -> RunSummary:
         """The end-of-run account; ``run`` holds what the pipeline knows beyond these counters
-        (sink_stats, sink_notes, backpressure_s, stop_reason, error)."""
+        (sink_stats, sink_notes, backpressure_s, stop_reason, error, run_id, device)."""
         decided = sum(self.decisions.values())
         span_s = 0.0
         if self.first_received_ns is not None and self.last_decision_ns is not None:
@@ -105,6 +106,7 @@ class RunCounters:
             reconnects=camera_stats.get("reconnects", 0),
             rejects=self.rejects,
             overhead_ms={"p50": overhead[0], "p99": overhead[1], "max": self.overhead.max},
+            non_finite=self.non_finite,
             batches=self.batches,
             mean_batch=self.batched_frames / self.batches if self.batches else 0.0,
             **run,

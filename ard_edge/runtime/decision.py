@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
+import secrets
+import time
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from ard_edge.camera.frames import Frame
@@ -37,9 +42,41 @@ class Decision:
     engine_ms: float | None = None  # engine time of the batch the frame ran in; None for ERROR
     source: str | None = None  # replay only: the file the frame came from
     error: str | None = None  # ERROR only: what went wrong
+    run_id: str = ""  # the run that decided it: frame ids restart with every run, run ids do not
+    device: dict[str, str | None] | None = None  # the camera's vendor, model and serial
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def as_error(decision: Decision, error: str, error_is_reject: bool = True) -> Decision:
+    """``decision`` turned into an ERROR (a decision that cannot be recorded is not trusted)."""
+    return dataclasses.replace(decision, verdict=ERROR, score=None, normalized_score=None, engine_ms=None,
+                               reject=error_is_reject, error=error)
+
+
+def new_run_id() -> str:
+    """``20261201T084900Z-3f9a1c``: sorts by start time, unique across restarts within a second."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+NON_FINITE_OUTPUT = "non-finite engine output (NaN or infinity)"  # the error of such a frame
+
+
+def threshold_error(threshold: float) -> str | None:
+    """Why ``threshold`` can give no verdict (NaN or infinite), else None."""
+    if math.isfinite(threshold):
+        return None
+    return f"the engine's threshold is {threshold}, not a finite number: no verdict"
+
+
+def non_finite(result: InferenceResult) -> np.ndarray:
+    """Per frame of a batch: whether its score, normalized score or anomaly map holds a NaN or an infinity.
+
+    A NaN compares False with the threshold, so such a frame would PASS: it must become an ERROR.
+    """
+    maps_ok = np.isfinite(result.anomaly_map.reshape(len(result.anomaly_map), -1)).all(axis=1)
+    return ~(np.isfinite(result.score) & np.isfinite(result.normalized_score) & maps_ok)
 
 
 def iso_utc(epoch_ns: int) -> str:
@@ -57,6 +94,8 @@ def decide(
     decided_ns: int,
     wall_offset_ns: int,
     error_is_reject: bool = True,
+    run_id: str = "",
+    device: dict[str, str | None] | None = None,
 ) -> Decision:
     """The verdict rule: FAIL when the engine calls the frame anomalous, PASS otherwise, ERROR
     when there is no result (``error`` says why). Pure: the pipeline's output thread calls it.
@@ -70,6 +109,8 @@ def decide(
         decided_ns: ``time.monotonic_ns()`` now; latency is measured from ``frame.received_ns``.
         wall_offset_ns: wall clock minus monotonic clock, for the ``received`` timestamp.
         error_is_reject: whether an ERROR part is rejected (``runtime.error_is_reject``).
+        run_id: the run's id, recorded in the decision.
+        device: the camera's vendor, model and serial, recorded in the decision.
     """
     if error is not None:
         result = None
@@ -84,4 +125,5 @@ def decide(
         verdict=verdict, latency_ms=round((decided_ns - frame.received_ns) / 1e6, 3), engine=engine,
         reject=verdict == FAIL or (verdict == ERROR and error_is_reject),
         engine_ms=None if result is None else round(engine_ms, 3), source=frame.source, error=error,
+        run_id=run_id, device=device,
     )

@@ -8,7 +8,15 @@ hold the capture thread back (backpressure) and a warning says so.
 
 Every frame that enters the pipeline leaves it as exactly one decision (PASS, FAIL or ERROR)
 or is counted as dropped, so ``frames_captured == decisions + dropped`` at the end of a run,
-including runs stopped by :meth:`Pipeline.stop` or ended by a camera fault.
+including runs stopped by :meth:`Pipeline.stop` or ended by a camera fault. The pipeline keeps
+a ledger of the frames in flight: when a stage thread dies, the frames it held become ERROR
+decisions and the run stops. The fail-safe rules:
+
+- a NaN or infinite score, normalized score or anomaly map (or a non-finite engine threshold)
+  is an ERROR decision, never a PASS;
+- when the decision log cannot be written (a critical sink, see
+  :class:`~ard_edge.runtime.sinks.base.Sink`), acquisition stops and the frames in flight become
+  ERROR decisions that are counted, not written; the summary says how many.
 
 The four stage loops live here, together, because they share the queues; what they count
 (:class:`~ard_edge.runtime.counters.RunCounters`), the verdict rule
@@ -34,7 +42,7 @@ from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.counters import RunCounters
-from ard_edge.runtime.decision import decide
+from ard_edge.runtime.decision import NON_FINITE_OUTPUT, as_error, decide, new_run_id, non_finite, threshold_error
 from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
 from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
 from ard_edge.runtime.summary import LiveStatus, RunSummary
@@ -90,6 +98,7 @@ class Pipeline:
         duration_s: stop after this many seconds of streaming.
         roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's own
             :attr:`~ard_edge.camera.FrameSource.roi`.
+        run_id: recorded in every decision and the summary; a new one (UTC start time + random) when None.
     """
 
     def __init__(
@@ -101,6 +110,7 @@ class Pipeline:
         max_frames: int | None = None,
         duration_s: float | None = None,
         roi: Roi | None = None,
+        run_id: str | None = None,
     ):
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
@@ -131,7 +141,16 @@ class Pipeline:
         self._counters = RunCounters()
         self._wall_offset_ns = 0
         self._stop_reason = ""
+        self._fault: str | None = None  # stop reason that overrides the capture loop's: stage_crashed, ...
         self._error: str | None = None
+        self.run_id = run_id or new_run_id()
+        self._device: dict[str, str | None] = {}
+        # Frames admitted and neither decided nor dropped, oldest first, keyed by id(frame) (each
+        # frame object lives here until it leaves, so its id stays unique).
+        self._in_flight: dict[int, Frame] = {}
+        self._record_failure: str | None = None  # why the decision log stopped, once it has
+        self._threshold_error = threshold_error(engine.threshold)
+        self._non_finite_warning = Throttled(f"{source.name}: non-finite engine output (NaN/inf): ERROR decisions")
         self._disconnected = False
         self._drop_warning = Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
         self._backpressure_warning = Throttled(
@@ -186,6 +205,7 @@ class Pipeline:
         if self._summary is None:
             for thread in self._threads:
                 thread.join()
+            self._decide_leftovers()
             self._exit.close()  # sinks (evidence drains here), then the source if we opened it
             self._summary = self._build_summary()
             log.info("run ended (%s): %s", self._summary.stop_reason, self._summary.lines()[1])
@@ -220,6 +240,9 @@ class Pipeline:
         # Warm up before the first frame is taken, so its latency does not carry first-call costs.
         self.engine.warmup(2, batch=self.batch_size)
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        self._device = self.source.device_info
+        if self._threshold_error:
+            log.error("%s: every frame becomes an ERROR decision", self._threshold_error)
         self._counters.start()
         if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
             self._first_frame = self._probe_first_frame()
@@ -255,6 +278,8 @@ class Pipeline:
                 return None
         else:
             return None
+        if frame.error is not None:
+            return frame  # no image to check: it becomes an ERROR decision like any unreadable frame
         if frame.image.ndim == 3:
             self.engine.input_spec.check_channels(frame.channels, frame.pixel_format)
         try:
@@ -269,14 +294,15 @@ class Pipeline:
     def _guarded(self, name: str, target) -> None:
         try:
             target()
-        except BaseException:
-            log.exception("the %s stage crashed; stopping the run", name)
-            self._error = self._error or f"{name} stage crashed"
+        except BaseException as exc:  # noqa: BLE001 - logged with its traceback; its frames are in the ledger
+            log.exception("the %s stage crashed: its frames become ERROR decisions and the run stops", name)
+            self._fault = self._fault or "stage_crashed"
+            self._error = self._error or f"the {name} stage crashed ({type(exc).__name__}: {exc})"
             self._stop.set()
-            if name == "output":  # let the stages upstream finish instead of waiting on a full queue
-                while self._output_q.get() is not CLOSED:
+            inbox = {"preprocess": self._capture_q, "inference": self._infer_q, "output": self._output_q}.get(name)
+            if inbox is not None:  # let the stages upstream finish instead of waiting on a queue nobody empties
+                while inbox.get() is not CLOSED:
                     pass
-            raise
         finally:
             if name == "output":
                 self._done.set()
@@ -332,6 +358,7 @@ class Pipeline:
             self._disconnected = False
             log.warning("%s: frames are flowing again", self.source.name)
         self._counters.captured_frame(frame.received_ns)
+        self._in_flight[id(frame)] = frame
         self._put(self._capture_q, frame)
 
     def _put(self, queue: StageQueue, item) -> None:
@@ -340,6 +367,7 @@ class Pipeline:
         evicted = queue.put(item)
         if evicted is not None:
             frame = evicted.frame if isinstance(evicted, _Item) else evicted
+            self._in_flight.pop(id(frame), None)
             self._counters.dropped_frame()
             if self.settings.log_frames:
                 log.debug("%s: dropped frame %d", frame.camera, frame.frame_id)
@@ -360,11 +388,12 @@ class Pipeline:
                     self._infer_q.wait_for_room(_ROOM_WAIT_S)
                 if (frame := self._capture_q.get()) is CLOSED:
                     break
-                item = _Item(frame)
-                try:
-                    item.tensor = prepare_frame(frame, spec, self.roi)
-                except Exception as exc:  # noqa: BLE001 - a bad frame becomes an ERROR decision, not a crash
-                    item.error = str(exc) or type(exc).__name__
+                item = _Item(frame, error=frame.error)
+                if item.error is None:
+                    try:
+                        item.tensor = prepare_frame(frame, spec, self.roi)
+                    except Exception as exc:  # noqa: BLE001 - a bad frame becomes an ERROR decision, not a crash
+                        item.error = str(exc) or type(exc).__name__
                 item.ready_s = time.monotonic()
                 self._put(self._infer_q, item)
         finally:
@@ -419,8 +448,13 @@ class Pipeline:
             return
         engine_ms = (time.perf_counter() - start) * 1000.0
         self._counters.inferred_batch(len(items), engine_ms)
+        bad = non_finite(result)
         for index, item in enumerate(items):
-            self._output_q.put(_Outcome(item, result[index], engine_ms))
+            if bad[index]:
+                self._counters.non_finite += 1
+                self._non_finite_warning.hit()
+            error = self._threshold_error or (NON_FINITE_OUTPUT if bad[index] else None)
+            self._output_q.put(_Outcome(item, None if error else result[index], engine_ms, error))
 
     def _output_loop(self) -> None:
         interval_s = self.settings.status_interval_s
@@ -441,12 +475,35 @@ class Pipeline:
         frame = outcome.item.frame
         decided_ns = time.monotonic_ns()
         decision = decide(frame, outcome.result, outcome.item.error or outcome.error, self.engine.name,
-                          outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject)
+                          outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject,
+                          run_id=self.run_id, device=self._device)
+        if self._record_failure is not None:
+            decision = as_error(decision, f"not recorded: {self._record_failure}", self.settings.error_is_reject)
+        failure = self._sinks.on_decision(decision, frame, None if decision.error else outcome.result)
+        if failure is not None:  # this decision has no record either: the part is not trusted
+            self._on_record_failed(failure)
+            decision = as_error(decision, f"not recorded: {failure}", self.settings.error_is_reject)
+            self._sinks.on_decision(decision, frame, None)
         self._counters.decided(decision, decided_ns)
+        self._in_flight.pop(id(frame), None)
         if self.settings.log_frames:
             log.debug("%s #%d: %s score=%s latency=%.2f ms", frame.camera, frame.frame_id, decision.verdict,
                       decision.score, decision.latency_ms)
-        self._sinks.on_decision(decision, frame, None if decision.error else outcome.result)
+
+    def _on_record_failed(self, failure: str) -> None:
+        self._record_failure = failure
+        self._fault = "decision_log_failed"
+        self._error = f"the decision log failed ({failure}): acquisition stopped"
+        log.error("%s; the frames in flight become ERROR decisions, counted but not written", self._error)
+        self._stop.set()
+
+    def _decide_leftovers(self) -> None:
+        """Frames a dead stage held (the ledger is empty otherwise): each becomes an ERROR decision."""
+        leftovers = list(self._in_flight.values())
+        if leftovers:
+            log.error("%d frame(s) held by a stage that died become ERROR decisions", len(leftovers))
+        for frame in leftovers:
+            self._decide(_Outcome(_Item(frame), None, None, self._error or "lost inside the pipeline"))
 
     def _publish_status(self) -> None:
         if self._sinks.sinks:  # nobody to tell: skip the percentiles
@@ -458,8 +515,10 @@ class Pipeline:
         return self._counters.summary(
             self.source.name, self.engine.name, self.source.stats,
             backpressure_s=self._capture_q.blocked_s + self._infer_q.blocked_s,
-            stop_reason=self._stop_reason,
+            stop_reason=self._fault or self._stop_reason,
             error=self._error,
+            run_id=self.run_id,
+            device=self._device,
             sink_stats=self._sinks.stats(),
             sink_notes=self._sinks.notes(),
         )
@@ -473,6 +532,7 @@ def run_pipeline(
     max_frames: int | None = None,
     duration_s: float | None = None,
     roi: Roi | None = None,
+    run_id: str | None = None,
 ) -> RunSummary:
     """Run ``source`` through ``engine`` until ``max_frames``, ``duration_s``, the end of a replay,
     or :meth:`Pipeline.stop`; return the summary. See :class:`Pipeline` for the arguments.
@@ -480,7 +540,7 @@ def run_pipeline(
     With neither limit on a camera, the run goes on until another thread stops it; on
     KeyboardInterrupt the frames in flight still drain to decisions before it propagates.
     """
-    pipeline = Pipeline(source, engine, settings, sinks, max_frames, duration_s, roi)
+    pipeline = Pipeline(source, engine, settings, sinks, max_frames, duration_s, roi, run_id)
     pipeline.start()
     try:
         summary = pipeline.join()

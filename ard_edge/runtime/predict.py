@@ -13,6 +13,7 @@ from ard_edge._io import atomic_open
 from ard_edge.data import IMAGE_EXTENSIONS, engine_frame, is_image_file, read_image, write_png
 from ard_edge.engines.base import Engine, InputSpec
 from ard_edge.errors import DataError
+from ard_edge.runtime.decision import ERROR, FAIL, NON_FINITE_OUTPUT, PASS, non_finite, threshold_error
 from ard_edge.runtime.heatmap import render_overlay
 
 PREDICTIONS_NAME = "predictions.jsonl"
@@ -22,10 +23,11 @@ _DEFAULT_BATCH = 8
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     path: str
-    score: float
-    normalized_score: float
-    verdict: str  # PASS or FAIL
-    heatmap: str
+    score: float | None  # None for ERROR
+    normalized_score: float | None
+    verdict: str  # PASS, FAIL or ERROR (unreadable image, non-finite engine output)
+    heatmap: str | None
+    error: str | None = None
 
 
 def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
@@ -61,19 +63,38 @@ def predict_files(
     predictions: list[Prediction] = []
     for start in range(0, len(paths), batch_size):
         chunk = paths[start : start + batch_size]
-        frames = np.stack([frame_for_engine(read_image(p), spec) for p in chunk])
-        result = engine.infer(spec.pad(frames))
+        frames, errors = _read_frames(chunk, spec)
+        readable = [i for i, error in enumerate(errors) if error is None]
+        result = engine.infer(spec.pad(frames[readable])) if readable else None
+        rows = {i: row for row, i in enumerate(readable)}  # chunk index -> row of the engine output
+        for i, row in rows.items():
+            errors[i] = threshold_error(engine.threshold) or (NON_FINITE_OUTPUT if non_finite(result[row])[0] else None)
         for i, path in enumerate(chunk):
+            if errors[i] is not None:
+                predictions.append(Prediction(str(path), None, None, ERROR, None, errors[i]))
+                continue
+            row = rows[i]
             heatmap = out_dir / "heatmaps" / f"{start + i:05d}_{path.stem}.png"
-            write_png(heatmap, render_overlay(frames[i], result.anomaly_map[i, 0], engine.threshold))
+            write_png(heatmap, render_overlay(frames[i], result.anomaly_map[row, 0], engine.threshold))
             predictions.append(Prediction(
-                str(path), float(result.score[i]), float(result.normalized_score[i]),
-                "FAIL" if result.is_anomalous[i] else "PASS", str(heatmap),
+                str(path), float(result.score[row]), float(result.normalized_score[row]),
+                FAIL if result.is_anomalous[row] else PASS, str(heatmap),
             ))
         if on_batch:
             on_batch(len(chunk))
     with atomic_open(out_dir / PREDICTIONS_NAME) as handle:
         for prediction in predictions:
-            handle.write(json.dumps(dataclasses.asdict(prediction)) + "\n")
+            handle.write(json.dumps(dataclasses.asdict(prediction), allow_nan=False) + "\n")
     return predictions
 
+
+def _read_frames(chunk: list[Path], spec: InputSpec) -> tuple[np.ndarray, list[str | None]]:
+    """The chunk's frames (a blank one where a file is unreadable) and, per file, why it is unreadable."""
+    frames = np.zeros((len(chunk), spec.height, spec.width, spec.channels), np.uint8)
+    errors: list[str | None] = [None] * len(chunk)
+    for i, path in enumerate(chunk):
+        try:
+            frames[i] = frame_for_engine(read_image(path), spec)
+        except DataError as exc:  # one bad file is one ERROR row, as in a replay
+            errors[i] = str(exc)
+    return frames, errors

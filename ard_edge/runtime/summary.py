@@ -101,8 +101,12 @@ class RunSummary:
     batches: int = 0
     mean_batch: float = 0.0
     backpressure_s: float = 0.0  # time a triggered camera was held back by full queues
-    stop_reason: str = ""  # max_frames, duration, stopped, end_of_stream, camera_error
-    error: str | None = None  # what ended the run abnormally (camera_error)
+    # max_frames, duration, stopped, end_of_stream; abnormal: camera_error, stage_crashed, decision_log_failed
+    stop_reason: str = ""
+    error: str | None = None  # what ended the run abnormally
+    run_id: str = ""  # the id every decision of this run carries
+    device: dict[str, str | None] = dataclasses.field(default_factory=dict)  # camera vendor, model, serial
+    non_finite: int = 0  # frames whose engine output held a NaN or infinity: ERROR decisions
     sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters, merged
     sink_notes: list[str] = dataclasses.field(default_factory=list)  # each sink's phrase for lines()
 
@@ -126,11 +130,16 @@ class RunSummary:
         """The summary as a few human-readable lines (the CLI prints them)."""
         d = self.decisions
         lat = self.latency_ms
+        device = " ".join(str(v) for v in (self.device.get("vendor"), self.device.get("model")) if v)
+        serial = self.device.get("serial")
         return [
-            f"camera {self.camera}, engine {self.engine}: stopped by {self.stop_reason}"
+            f"run {self.run_id}: camera {self.camera} ({device or 'unknown device'}"
+            + (f", serial {serial}" if serial else "") + f"), engine {self.engine}: stopped by {self.stop_reason}"
             + (f" ({self.error})" if self.error else ""),
             f"frames captured {self.frames_captured}: PASS {d.get('PASS', 0)}, FAIL {d.get('FAIL', 0)},"
-            f" ERROR {d.get('ERROR', 0)}, dropped {self.dropped} (rejects {self.rejects})",
+            f" ERROR {d.get('ERROR', 0)}, dropped {self.dropped} (rejects {self.rejects})"
+            + (f"; {self.non_finite} non-finite engine outputs" if self.non_finite else "")
+            + (f"; LOST {self.lost}" if self.lost else ""),
             "; ".join([f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects}",
                        *self.sink_notes]),
             f"latency ms: p50 {format_ms(lat.get('p50'))}, p90 {format_ms(lat.get('p90'))}, p99 {format_ms(lat.get('p99'))},"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ard_edge.engines.base import OUTPUT_NAMES, Engine, InputSpec
-from ard_edge.engines.metadata import metadata_from_props
+from ard_edge.engines.metadata import METADATA_KEY, metadata_from_props
 from ard_edge.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,11 @@ class OnnxRuntimeEngine(Engine):
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise EngineError(f"{path} is not a runnable ONNX model ({exc})") from exc
+        props = self._session.get_modelmeta().custom_metadata_map
+        # What the graph itself says, for comparing with a sidecar's copy; None when it carries none.
+        self.embedded_metadata = metadata_from_props(props, path) if METADATA_KEY in props else None
         if metadata is None:
-            metadata = metadata_from_props(self._session.get_modelmeta().custom_metadata_map, path)
+            metadata = metadata_from_props(props, path)
         super().__init__(path, _input_spec(self._session, path), metadata)
         self._output_names = [o.name for o in self._session.get_outputs()]
         missing = set(OUTPUT_NAMES) - set(self._output_names)

@@ -37,7 +37,13 @@ class RunInfo:
 
 
 class Sink(abc.ABC):
-    """One output of the pipeline. Only :meth:`on_decision` is required."""
+    """One output of the pipeline. Only :meth:`on_decision` is required.
+
+    A ``critical`` sink keeps the line's record (the decision log): when it raises, the run stops
+    acquiring instead of going on without a record (see :class:`SinkFanout`).
+    """
+
+    critical = False
 
     def on_start(self, run: RunInfo) -> None:
         """Called once, before the first decision."""
@@ -68,24 +74,29 @@ class Sink(abc.ABC):
 
 
 class SinkFanout:
-    """Hands every event to every sink, in order. A sink that raises is logged once, with its first
-    traceback, and keeps getting events: one broken output must not stop decisions reaching the others.
+    """Hands every event to every sink, critical sinks first. A sink that raises is logged once, with
+    its first traceback, and keeps getting events: one broken output must not stop decisions
+    reaching the others. A critical sink's failure is returned to the pipeline instead.
     """
 
     def __init__(self, sinks: Sequence[Sink]):
-        self.sinks = list(sinks)
+        self.sinks = sorted(sinks, key=lambda sink: not sink.critical)  # stable: the given order otherwise
         self._failed: set[int] = set()
 
     def on_start(self, run: RunInfo) -> None:
         for sink in self.sinks:
             sink.on_start(run)  # a sink that cannot start stops the run before the first frame
 
-    def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> None:
+    def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> str | None:
+        """Deliver one decision; return why a critical sink failed (no other sink has it then), else None."""
         for sink in self.sinks:
             try:
                 sink.on_decision(decision, frame, result)
-            except Exception:  # noqa: BLE001 - see the class docstring
+            except Exception as exc:  # noqa: BLE001 - see the class docstring
+                if sink.critical:
+                    return str(exc) or type(exc).__name__
                 self._failed_once(sink)
+        return None
 
     def on_status(self, status: LiveStatus) -> None:
         for sink in self.sinks:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ard_edge._io import BYTES_PER_MB
+from ard_edge._io import BYTES_PER_MB, ensure_folder, remove_stale_temps
 from ard_edge.runtime.decision import FAIL, PASS
 from ard_edge.runtime.heatmap import render_overlay
 from ard_edge.runtime.preprocess import crop_roi
@@ -51,7 +51,10 @@ class EvidenceSaver(Sink):
         self._disk_low = False
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ensure_folder(self.out_dir)
+        for kind in ("fail", "pass"):  # image names never repeat, so no later write would clean these up
+            if removed := remove_stale_temps(self.out_dir / kind):
+                log.info("removed %d temporary image file(s) left under %s by a killed run", removed, self.out_dir / kind)
 
     @classmethod
     def from_settings(cls, out_dir: str | Path, settings) -> EvidenceSaver:
