@@ -38,10 +38,12 @@ def test_tail_is_the_anomaly_map_head(fp32_model):
     graph = fp32_model.graph
     tail = split_graph(fp32_model).tail
     ops = collections.Counter(node.op_type for node in graph.node if node.name in tail)
-    assert ops["ReduceSum"] == 9  # 3 scales x (x.y, |x|^2, |y|^2)
-    assert ops["Resize"] == 3 and ops["Sqrt"] == 3
-    assert ops["Conv"] == 2  # the two 1-D Gaussian blur passes, no network convolution
-    assert ops["ReduceMax"] == 1 and ops["Greater"] == 1 and ops["Clip"] == 1
+    # 3 scales x (x.y, |x|^2, |y|^2), the bank query's |q|^2 and the Gaussian's quadratic form.
+    assert ops["ReduceSum"] == 11 and ops["ReduceMin"] == 1 and ops["MatMul"] == 2
+    assert ops["Resize"] == 4 and ops["Sqrt"] == 5  # 3 scales + the bank's map; + bank, Gaussian
+    assert ops["Conv"] == 4  # two 1-D Gaussian blur passes per map head, no network convolution
+    assert ops["ReduceMax"] == 1 and ops["Greater"] == 1
+    assert ops["Clip"] == 3  # normalized score, and the bank and Gaussian distances kept >= 0
     producers = {out: node.name for node in graph.node for out in node.output}
     for output in graph.output:
         assert producers[output.name] in tail
@@ -82,7 +84,7 @@ def test_conversion_types(fp32_model, fp16_model):
     # The blur kernels are Constants consumed only by the tail: kept float32.
     by_name = nodes_by_name(fp16_model)
     blur = [node for node in fp16_model.graph.node if node.op_type == "Conv" and node.name in keep]
-    assert len(blur) == 2
+    assert len(blur) == 4  # the distillation and bank maps' blurs
     producers = {out: node for node in fp16_model.graph.node for out in node.output}
     for node in blur:
         kernel = producers[node.input[1]]
@@ -102,7 +104,8 @@ def test_fp16_numerics_match_fp32(fp32_model, fp16_model):
     )
     report = compare_fp16(fp32_model, fp16_model, frames)
     print("fp16 vs fp32:", report)  # the score error, reported (pytest -s)
-    assert report["probed_features"] == 6 and report["probed_channel_sums"] == 9
+    # 3 teacher and 3 student taps, the bank's patches and the Gaussian's centred vector.
+    assert report["probed_features"] == 8 and report["probed_channel_sums"] == 11
     assert report["features_finite"] and report["channel_sums_finite"] and report["outputs_finite"]
     assert report["max_abs_feature"] < 65504 / 16  # far from float16 overflow
     assert report["decisions_identical"] and report["decision_agreement"] == 1.0
