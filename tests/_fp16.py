@@ -79,6 +79,7 @@ def compare_fp16(fp32_model, fp16_model, frames: np.ndarray) -> dict[str, Any]:
         "frames": int(len(frames)),
         "max_score_error": float(np.max(np.abs(want["score"] - got_all["score"]))),
         "max_map_error": float(np.max(np.abs(want["anomaly_map"] - got_all["anomaly_map"]))),
+        "max_abs_score": float(np.max(np.abs(want["score"]))),
         "decisions_identical": bool(np.array_equal(want["is_anomalous"], got_all["is_anomalous"])),
         "decision_agreement": float(np.mean(want["is_anomalous"] == got_all["is_anomalous"])),
         "features_finite": bool(all(np.isfinite(f).all() for f in features)),

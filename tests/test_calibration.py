@@ -229,7 +229,7 @@ def test_tail_and_prologue_stay_float(which, calibrated, tensorrt_model, prepare
             assert all(producer.get(name) is None or producer[name].op_type != "DequantizeLinear"
                        for name in node.input), node.name
     convs = _weight_dq(model, "Conv")
-    assert sum(layer.name in parts.tail for layer, _ in convs) == 2  # the Gaussian blur
+    assert sum(layer.name in parts.tail for layer, _ in convs) == 4  # the Gaussian blurs of both maps
     # The student's projections (read only by the tail) stay float where ONNX Runtime would run
     # them in float anyway; TensorRT runs them as INT8 with float output.
     assert len(parts.last_layers) == 3 and all("/decoder/projections." in name for name in parts.last_layers)
@@ -274,7 +274,7 @@ def test_gate_passes_on_a_trained_model_and_writes_three_files(calibrated):
     assert gate["num_defective"] > 0 and gate["num_good"] > 0
     assert gate["image_auroc_fp32"] > 0.8  # the fixture model really detects defects
     assert gate["auroc_drop"] <= 0.05 and gate["decision_agreement"] >= 0.85
-    assert gate["score_pearson"] > 0.95 and gate["max_abs_score_diff"] < 0.2
+    assert gate["score_pearson"] > 0.95 and gate["max_abs_score_diff"] < 0.5 * gate["score_std_fp32"]
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(
         [out.name, ranges_path_for(out).name, report_path_for(out).name]
     )

@@ -199,8 +199,8 @@ def test_onnxruntime_target_end_to_end(onnx_model, tmp_path):
     with open_engine(out) as engine, open_engine(onnx_model) as plain:
         assert engine.backend == "onnxruntime" and engine.metadata["threshold"] == 1.0
         got, want = engine.infer(frames), plain.infer(frames)
-    np.testing.assert_allclose(got.anomaly_map, want.anomaly_map, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(got.score, want.score, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(got.anomaly_map, want.anomaly_map, rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(got.score, want.score, rtol=1e-6, atol=1e-5)
     np.testing.assert_allclose(got.normalized_score, want.normalized_score, rtol=0, atol=1e-5)
     np.testing.assert_array_equal(got.is_anomalous, want.is_anomalous)
 

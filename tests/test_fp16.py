@@ -109,8 +109,9 @@ def test_fp16_numerics_match_fp32(fp32_model, fp16_model):
     assert report["features_finite"] and report["channel_sums_finite"] and report["outputs_finite"]
     assert report["max_abs_feature"] < 65504 / 16  # far from float16 overflow
     assert report["decisions_identical"] and report["decision_agreement"] == 1.0
-    assert report["max_score_error"] < 1e-2
-    assert report["max_map_error"] < 2e-2
+    # Relative: the untrained test model's heads are not z-scored, so its scores run into the tens.
+    assert report["max_score_error"] < 1e-2 * max(report["max_abs_score"], 1.0)
+    assert report["max_map_error"] < 2e-2 * max(report["max_abs_score"], 1.0)
 
 
 def test_no_float16_value_enters_the_tail(fp16_model):

@@ -80,6 +80,8 @@ def compare(
         "decision_agreement": agreement,
         "score_pearson": _pearson(fp32["score"], int8["score"]),
         "max_abs_score_diff": float(np.max(np.abs(fp32["score"] - int8["score"]))),
+        # The scale the difference reads against: scores are sums of z-scores, not 0..1.
+        "score_std_fp32": float(np.std(fp32["score"])),
         "image_auroc_fp32": auroc_fp32,
         "image_auroc_int8": auroc_int8,
         "auroc_drop": drop,
