@@ -22,7 +22,7 @@ def exported_onnx(tmp_path_factory, channels: int = 1, batch: int | None = None,
 
         directory = tmp_path_factory.mktemp("model")
         checkpoint = directory / "m.ckpt"
-        model = ARDModel(ModelConfig(image_size=image_size, attention="se", bank_size=256), build_teacher("efficientnet_lite0")).eval()
+        model = ARDModel(ModelConfig(image_size=image_size, attention="se", distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
         save_checkpoint(checkpoint, model, {"threshold": 1.0, "score_stats": {"min": 0.5}, "normalization": {}})
         out = directory / f"m_c{channels}_b{batch or 'dyn'}.onnx"
         export_onnx(checkpoint, out, channels=channels, batch=batch)

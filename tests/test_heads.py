@@ -80,7 +80,8 @@ def fitted_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("good")
     for i in range(48):
         write_png(root / "train" / "good" / f"{i:03d}.png", render_test_image(source, i, "good", (64, 64), seed=3)[1])
-    config = TrainConfig(data=root, out=root / "run", model=ModelConfig(image_size=64, bank_size=1000), epochs=5)
+    model_config = ModelConfig(image_size=64, distillation=True, bank_size=1000)
+    config = TrainConfig(data=root, out=root / "run", model=model_config, epochs=5)
     model, _ = load_checkpoint(train(config).checkpoint)
     return model, source
 
@@ -105,7 +106,7 @@ def test_the_model_finds_global_defects(fitted_model, defect):
 
 
 def test_a_model_without_heads_is_plain_reverse_distillation():
-    config = dataclasses.replace(ModelConfig(image_size=64), bank_size=0, gaussian=False)
+    config = dataclasses.replace(ModelConfig(image_size=64), distillation=True, bank_size=0, gaussian=False)
     model = ARDModel(config, build_teacher(config.backbone)).eval()
     assert model.config.heads == ("distillation",) and model.bank is None and model.gaussian is None
     frames = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
@@ -113,3 +114,21 @@ def test_a_model_without_heads_is_plain_reverse_distillation():
         amap, score = model.predict(frames)
         want = model.anomaly_map(*model(frames))
     torch.testing.assert_close(amap, want)
+
+
+def test_the_default_model_is_the_teacher_with_its_heads(tmp_path):
+    source = load_texture("gravel")
+    for i in range(24):
+        write_png(tmp_path / "train" / "good" / f"{i:03d}.png", render_test_image(source, i, "good", (64, 64), seed=1)[1])
+    result = train(TrainConfig(data=tmp_path, out=tmp_path / "run", model=ModelConfig(image_size=64)))
+    model, header = load_checkpoint(result.checkpoint)
+    assert model.config.heads == ("bank", "gaussian") and model.decoder is None
+    assert result.completed and header["training"]["epochs_done"] == 0 and header["training"]["final_loss"] is None
+    assert header["threshold_rule"]["method"] == "gumbel-moments" and header["threshold_rule"]["holdout_images"] == 2
+
+
+def test_a_model_needs_a_head():
+    from ard_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="needs a score head"):
+        ModelConfig(bank_size=0, gaussian=False).validate()

@@ -16,7 +16,8 @@ from ard_edge.data import write_synthetic_dataset
 from ard_edge.model import read_metadata
 
 ARD = [sys.executable, "-m", "ard_edge"]
-TRAIN = ["--image-size", "64", "--batch-size", "8", "--seed", "3"]
+# The distillation student: the part of the model that training trains.
+TRAIN = ["--image-size", "64", "--batch-size", "8", "--seed", "3", "--distillation"]
 
 
 def ard_edge(*args, check=True):

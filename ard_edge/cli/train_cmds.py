@@ -8,7 +8,7 @@ import click
 
 from ard_edge.cli._common import progress_bar
 
-_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "bank_size", "gaussian")
+_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "distillation", "bank_size", "gaussian")
 
 
 @click.command()
@@ -21,6 +21,8 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "bank_
 @click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se (default), eca, cbam.")
 @click.option("--image-size", type=int, help="Square model input in pixels (multiple of 32). [256]")
 @click.option("--decoder-width", type=int, help="Student decoder channels as a multiple of the teacher's. [3]")
+@click.option("--distillation/--no-distillation", default=None,
+              help="Train the attention bottleneck and student decoder (ARD; RD with --attention none) as a score head. [off]")
 @click.option("--bank-size", type=int, help="Memory-bank vectors on the teacher's taps; 0 for none. [16000]")
 @click.option("--gaussian/--no-gaussian", default=None, help="Score the globally pooled taps' Mahalanobis distance. [on]")
 @click.option("--epochs", type=int, help="[10]")
@@ -48,18 +50,22 @@ def train(config_file, resume, **options):
             raise click.UsageError(f"--{required} is required (or set '{required}' in --config)")
     config = from_dict(TrainConfig, settings)
 
-    progress = _TrainBars(config.epochs, _steps_per_epoch(config))
+    progress = _TrainBars(config.epochs, _steps_per_epoch(config) if config.model.distillation else 0)
     try:
         result = run_training(config, resume, progress)
     finally:
         progress.close()
     state = "done" if result.completed else f"interrupted after {result.epochs_done} epochs (continue with --resume)"
-    click.echo(f"training {state} in {result.wall_s:.0f} s; final loss {result.final_loss:.4f}")
-    click.echo(
-        f"throughput: {result.train_images_per_s:.1f} images/s training steps, "
-        f"{result.end_to_end_images_per_s:.1f} images/s including the teacher pass "
-        f"({config.model.image_size} px, batch {config.batch_size}, {config.device})"
-    )
+    if config.model.distillation:
+        click.echo(f"training {state} in {result.wall_s:.0f} s; final loss {result.final_loss:.4f}")
+        click.echo(
+            f"throughput: {result.train_images_per_s:.1f} images/s training steps, "
+            f"{result.end_to_end_images_per_s:.1f} images/s including the teacher pass "
+            f"({config.model.image_size} px, batch {config.batch_size}, {config.device})"
+        )
+    else:
+        click.echo(f"training done in {result.wall_s:.0f} s: heads {', '.join(config.model.heads)} fitted "
+                   "(no student; --distillation trains one)")
     click.echo(f"threshold {result.threshold:.4f} (false-reject rate {config.false_reject_rate:.2%} on held-out good images)")
     click.echo(f"checkpoint: {result.checkpoint}")
     if not result.completed:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+from ard_edge.errors import DataError
 from ard_edge.model import ARDModel
 from ard_edge.model.anomaly_map import image_score, scale_distances
 
@@ -26,7 +27,8 @@ def fit_heads(
     """Fit every head of ``model`` (in eval mode) in place; ``features`` are the cached train taps."""
     if model.bank is not None or model.gaussian is not None:
         _fit_feature_heads(model, _train_taps(model, features, data.train, batch_size, device), coreset_progress)
-    _fit_scales(model, data.holdout, batch_size, device)
+    if model.decoder is not None:
+        _fit_scales(model, data.holdout, batch_size, device)
     _fit_head_stats(model, data.holdout, batch_size, device)
 
 
@@ -66,6 +68,9 @@ def _fit_scales(model: ARDModel, holdout: torch.Tensor, batch_size: int, device)
 
 @torch.no_grad()
 def _fit_head_stats(model: ARDModel, holdout: torch.Tensor, batch_size: int, device) -> None:
+    if len(holdout) < 2:
+        raise DataError(f"need at least 2 held-out good images to z-score the heads, got {len(holdout)}: "
+                        "add good images or raise holdout_fraction")
     scores = {name: [] for name in model.config.heads}
     for start in range(0, len(holdout), batch_size):
         for name, output in model.head_outputs(holdout[start : start + batch_size].to(device)).items():

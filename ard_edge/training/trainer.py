@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -61,34 +62,18 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
     data = load_train_images(config.data, config.model.image_size, config.holdout_fraction, config.seed)
     teacher = build_teacher(config.model.backbone, config.teacher_weights, config.random_teacher)
     model = ARDModel(_fit_bank_size(config.model, len(data.train)), teacher).to(device)
-    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=config.lr, betas=config.betas)
-    generator = torch.Generator().manual_seed(config.seed)
-    start_epoch = _resume(config, model, optimizer, generator) if resume else 0
+    if resume and model.decoder is None:
+        raise ConfigError("--resume: this model trains no student (no --distillation): train without --resume")
 
     cache_started = time.perf_counter()
     features = _teacher_features(model, data.train, config.batch_size, device, progress)
     cache_s = time.perf_counter() - cache_started
 
-    steps = -(-len(data.train) // config.batch_size)
-    epoch, loss_value, completed = start_epoch, float("nan"), False
     loop_started = time.perf_counter()
-    images_seen = 0
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            model.train()
-            order = torch.randperm(len(data.train), generator=generator)
-            for step in range(steps):
-                index = order[step * config.batch_size : (step + 1) * config.batch_size]
-                loss_value = _train_step(model, optimizer, features, data.train, index, device)
-                images_seen += len(index)
-                if progress:
-                    progress.step(epoch, step, loss_value)
-            _save_state(config.out / STATE_NAME, model, optimizer, generator, epoch + 1)
-        else:
-            epoch = config.epochs
-            completed = True
-    except KeyboardInterrupt:
-        log.warning("interrupted in epoch %d: writing a checkpoint of the last finished step", epoch + 1)
+    if model.decoder is None:
+        epoch, loss_value, completed, images_seen = 0, float("nan"), True, 0
+    else:
+        epoch, loss_value, completed, images_seen = _distill(config, model, features, data, resume, device, progress)
     loop_s = time.perf_counter() - loop_started
 
     model.eval()
@@ -114,7 +99,8 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
         "training": {
             "data": str(config.data),
             "epochs": config.epochs,
-            "epochs_done": epoch if not completed else config.epochs,
+            "epochs_done": epoch,
+            "distillation": model.decoder is not None,
             "completed": completed,
             "batch_size": config.batch_size,
             "lr": config.lr,
@@ -122,7 +108,7 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
             "train_images": len(data.train),
             "holdout_images": len(data.holdout),
             "false_reject_rate": config.false_reject_rate,
-            "final_loss": loss_value,
+            "final_loss": None if math.isnan(loss_value) else loss_value,
             "train_images_per_s": round(train_rate, 2),
             "end_to_end_images_per_s": round(end_to_end, 2),
         },
@@ -139,6 +125,30 @@ def train(config: TrainConfig, resume: bool = False, progress: TrainProgress | N
         end_to_end_images_per_s=end_to_end,
         wall_s=time.perf_counter() - started,
     )
+
+
+def _distill(config: TrainConfig, model: ARDModel, features, data, resume: bool, device, progress):
+    """Train the bottleneck and student: (epochs done, last loss, completed, images seen)."""
+    optimizer = torch.optim.Adam(model.trainable_parameters(), lr=config.lr, betas=config.betas)
+    generator = torch.Generator().manual_seed(config.seed)
+    start_epoch = _resume(config, model, optimizer, generator) if resume else 0
+    steps = -(-len(data.train) // config.batch_size)
+    epoch, loss_value, images_seen = start_epoch, float("nan"), 0
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            model.train()
+            order = torch.randperm(len(data.train), generator=generator)
+            for step in range(steps):
+                index = order[step * config.batch_size : (step + 1) * config.batch_size]
+                loss_value = _train_step(model, optimizer, features, data.train, index, device)
+                images_seen += len(index)
+                if progress:
+                    progress.step(epoch, step, loss_value)
+            _save_state(config.out / STATE_NAME, model, optimizer, generator, epoch + 1)
+    except KeyboardInterrupt:
+        log.warning("interrupted in epoch %d: writing a checkpoint of the last finished step", epoch + 1)
+        return epoch, loss_value, False, images_seen
+    return config.epochs, loss_value, True, images_seen
 
 
 def _train_step(model, optimizer, features, images, index, device) -> float:
