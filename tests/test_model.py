@@ -60,7 +60,7 @@ def test_resnet_weight_file_loads_and_mismatch_is_named(tmp_path):
 
 
 def test_teacher_stays_in_eval_mode_and_bn_statistics_never_change(lite0):
-    model = ARDModel(ModelConfig(image_size=64), lite0)
+    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256), lite0)
     before = {k: v.clone() for k, v in model.teacher.state_dict().items() if "running" in k}
     model.train()
     assert not model.teacher.training and model.decoder.training
@@ -71,7 +71,7 @@ def test_teacher_stays_in_eval_mode_and_bn_statistics_never_change(lite0):
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_student_matches_teacher_shapes(lite0, attention):
-    model = ARDModel(ModelConfig(image_size=64, attention=attention), lite0).eval()
+    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention=attention), lite0).eval()
     teacher, student = model(torch.zeros(2, 64, 64, 1, dtype=torch.uint8))
     assert [t.shape for t in teacher] == [s.shape for s in student]
     amap, score = model.predict(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
@@ -81,7 +81,7 @@ def test_student_matches_teacher_shapes(lite0, attention):
 
 def test_attention_variants_have_their_own_parameters(lite0):
     counts = {
-        a: sum(p.numel() for p in ARDModel(ModelConfig(image_size=64, attention=a), lite0).bottleneck.parameters())
+        a: sum(p.numel() for p in ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention=a), lite0).bottleneck.parameters())
         for a in ATTENTIONS
     }
     assert len(set(counts.values())) == len(ATTENTIONS)
@@ -116,7 +116,7 @@ def test_distillation_loss_is_reverse_distillation_loss():
 
 
 def test_checkpoint_round_trip_and_bad_files(tmp_path, lite0):
-    model = ARDModel(ModelConfig(image_size=64, attention="eca"), lite0).eval()
+    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention="eca"), lite0).eval()
     path = tmp_path / "model.ckpt"
     save_checkpoint(path, model, {"threshold": 0.7, "score_stats": {"min": 0.1}})
     loaded, header = load_checkpoint(path)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ard_edge.data import write_synthetic_dataset
+from ard_edge.data import DEFECT_TYPES, write_synthetic_dataset
 from ard_edge.model import read_metadata
 
 ARD = [sys.executable, "-m", "ard_edge"]
