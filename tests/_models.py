@@ -22,7 +22,9 @@ def exported_onnx(tmp_path_factory, channels: int = 1, batch: int | None = None,
 
         directory = tmp_path_factory.mktemp("model")
         checkpoint = directory / "m.ckpt"
-        model = ARDModel(ModelConfig(image_size=image_size, attention="se", distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
+        config = ModelConfig(image_size=image_size, attention="se", distillation=True, bank_size=256)
+        model = ARDModel(config, build_teacher("efficientnet_lite0")).eval()
+        _fit_feature_heads(model, image_size)
         save_checkpoint(checkpoint, model, {"threshold": 1.0, "score_stats": {"min": 0.5}, "normalization": {}})
         out = directory / f"m_c{channels}_b{batch or 'dyn'}.onnx"
         export_onnx(checkpoint, out, channels=channels, batch=batch)
@@ -82,3 +84,15 @@ def tensorrt_importable() -> bool:
     except Exception:
         return False
     return True
+
+
+def _fit_feature_heads(model, image_size: int) -> None:
+    """Bank and Gaussian fitted on random frames: real statistics, not the zeros of a new model."""
+    import torch
+
+    frames = torch.from_numpy(random_frames(24, image_size, 3, seed=7))
+    with torch.no_grad():
+        taps = model.teacher(model.preprocess(frames))
+        patches = model.bank.embed(taps)
+        model.bank.fit(patches.permute(0, 2, 3, 1).reshape(-1, patches.shape[1]))
+        model.gaussian.fit(model.gaussian.pool(taps))

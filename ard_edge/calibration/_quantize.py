@@ -152,6 +152,34 @@ def prepare_model(onnx_path: Path, out_path: Path) -> GraphParts:
     return parts
 
 
+def _network_only(model_path: Path, work_dir: Path) -> Path:
+    """The model without its float tail, ending at the tensors the tail reads.
+
+    Only the network is quantized, so only it needs ranges; the heads' comparison MatMuls (bank
+    search, Mahalanobis) would otherwise be calibrated too, and their outputs (squared distances
+    of large, nearly equal values) can defeat ONNX Runtime's histograms.
+    """
+    import onnx
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    tail = split_graph(model).tail
+    kept = [node for node in graph.node if node.name not in tail]
+    produced = {out for node in kept for out in node.output}
+    read = [name for node in graph.node if node.name in tail for name in node.input if name in produced]
+    typed = {info.name: info for info in (*graph.value_info, *graph.output)}
+    outputs = [typed.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+               for name in dict.fromkeys(read)]
+    del graph.node[:]
+    graph.node.extend(kept)
+    del graph.output[:]
+    graph.output.extend(outputs)
+    path = work_dir / "network.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
 def collect_ranges(
     model_path: Path,
     batches: Iterable[tuple[np.ndarray, int]],
@@ -174,7 +202,7 @@ def collect_ranges(
     # The calibrators print progress to stdout; library code must not.
     with contextlib.redirect_stdout(io.StringIO()):
         calibrator = create_calibrator(
-            model_path,
+            _network_only(model_path, work_dir),
             list(_OP_TYPES),
             augmented_model_path=str(work_dir / "augmented.onnx"),
             calibrate_method=ort_method,
