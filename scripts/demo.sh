@@ -10,7 +10,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "1/7 synthetic dataset (brick texture; local and global defects)"
 ard-edge synth "$DEMO/data" --num-train 120 --num-test 40 --image-size 128 --seed 0 --overwrite
 
-step "2/7 train the default model (EfficientNet-Lite0 teacher, SE attention, memory bank, global Gaussian) on the good images"
+step "2/7 fit the default model on the good images (EfficientNet-Lite0 teacher: memory bank and global Gaussian, no student)"
 ard-edge train --data "$DEMO/data" --out "$DEMO/run" --image-size 128 --epochs 15 --batch-size 16 --seed 0
 
 step "3/7 evaluate: image AUROC, pixel AUROC, PRO per defect type"

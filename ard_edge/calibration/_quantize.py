@@ -175,6 +175,10 @@ def _network_only(model_path: Path, work_dir: Path) -> Path:
     graph.node.extend(kept)
     del graph.output[:]
     graph.output.extend(outputs)
+    used = {name for node in kept for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(initializers)
     path = work_dir / "network.onnx"
     onnx.save(model, str(path))
     return path

@@ -89,7 +89,9 @@ def format_report(report: dict) -> str:
     ]
     nodes = report.get("nodes")
     if nodes:
-        layers = ", ".join(f"{count} {op}" for op, count in nodes["quantized"].items())
+        # A model without a student compares the deepest tap, so its whole teacher is the stem.
+        layers = ", ".join(f"{count} {op}" for op, count in nodes["quantized"].items()) or (
+            "no layer (every layer is in the float stem: --quantize-stem quantizes them)")
         stem = f"float32 stem: {nodes['float_stem']} layers; " if nodes.get("float_stem") else ""
         lines.append(f"quantized: {layers}; {stem}float32 tail: {nodes['float_tail']} nodes")
     gate = report["gate"]
