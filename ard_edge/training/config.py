@@ -17,7 +17,7 @@ class TrainConfig:
     model: ModelConfig = ModelConfig()
     teacher_weights: Path | None = None  # torchvision .pth/.safetensors for ResNet teachers
     random_teacher: bool = False  # explicit opt-in to an untrained teacher
-    # 340 steps on 600 images: within the 30-minute budget of a 2-core line PC, heads included.
+    # With --distillation: 340 steps on 600 images, within the 30-minute budget of a 2-core line PC.
     epochs: int = 10
     batch_size: int = 16
     lr: float = 0.005  # Reverse Distillation's Adam settings
