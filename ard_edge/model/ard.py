@@ -133,12 +133,18 @@ class ARDModel(nn.Module):
             outputs["gaussian"] = self.gaussian(teacher)
         return outputs
 
+    def z_scores(self, outputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Each head's output as a z-score on held-out goods, (B, 1, H, W) or (B, 1, 1, 1) for a score."""
+        z = {}
+        for k, name in enumerate(self.config.heads):
+            value = (outputs[name] - self.head_mean[k]) / self.head_std[k]
+            z[name] = value if value.dim() == 4 else value.view(-1, 1, 1, 1)
+        return z
+
     def fuse(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """Sum of the heads' z-scores: a map (B, 1, H, W); a score-only head adds everywhere."""
         total = None
-        for k, name in enumerate(self.config.heads):
-            z = (outputs[name] - self.head_mean[k]) / self.head_std[k]
-            z = z if z.dim() == 4 else z.view(-1, 1, 1, 1)
+        for z in self.z_scores(outputs).values():
             total = z if total is None else total + z
         return total
 

@@ -234,13 +234,16 @@ def run_one(args, cls: int, variant: str, data_dir: Path, inputs: np.ndarray, te
     settings = {"image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size,
                 "train_subset": args.train_subset, "seed": args.seed, "num_test": len(inputs)}
     # The architecture today's `ard-edge train` builds: a result from other code is not reused.
-    model = dataclasses.asdict(ModelConfig(attention=variant, image_size=args.image_size))
+    model = dataclasses.asdict(ModelConfig(attention=variant, image_size=args.image_size, distillation=True,
+                                           bank_size=0, gaussian=False))
     if result_file.is_file():
         stored = read_json(result_file)
         if stored.get("settings") == settings and stored.get("model") == model:
             print(f"class {cls} {variant}: reusing {result_file}", flush=True)
             return stored
+    # RD against ARD is a comparison of the student's map alone: the score heads stay off.
     cmd = [ARD_EDGE, "train", "--data", str(data_dir), "--out", str(run_dir), "--attention", variant,
+           "--distillation", "--bank-size", "0", "--no-gaussian",
            "--image-size", str(args.image_size), "--epochs", str(args.epochs),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     log = run_dir / "train.log"

@@ -97,16 +97,14 @@ def validation_rows(model, args) -> list[dict]:
 @torch.no_grad()
 def head_outputs(model, images: torch.Tensor, batch_size: int) -> dict[str, np.ndarray]:
     """Every head's z-scored map (N, H, W) on ``images``; score heads broadcast to a map."""
-    heads = model.config.heads
     chunks: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(images), batch_size):
         frames = images[start : start + batch_size]
-        raw = model.head_outputs(frames)
-        for k, name in enumerate(heads):
-            z = (raw[name] - model.head_mean[k]) / model.head_std[k]
-            z = z if z.dim() == 4 else z.view(-1, 1, 1, 1).expand(-1, 1, *model.anomaly_map.image_size)
+        for name, z in model.z_scores(model.head_outputs(frames)).items():
+            z = z.expand(-1, 1, *model.anomaly_map.image_size)
             chunks.setdefault(name, []).append(z[:, 0].numpy())
-        chunks.setdefault("rd", []).append(_rd_map(model, frames)[:, 0].numpy())
+        if model.decoder is not None:
+            chunks.setdefault("rd", []).append(_rd_map(model, frames)[:, 0].numpy())
     maps = {name: np.concatenate(parts) for name, parts in chunks.items()}
     return maps
 

@@ -51,6 +51,7 @@ from _common import (  # noqa: E402
 HEADING = "## Surface defects: magnetic tile"
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "magnetic_tile"
 VARIANTS = ("none", "cbam", "se", "eca")
+DISTILLATION_ONLY = ("--distillation", "--bank-size", "0", "--no-gaussian")
 METRICS = (("image_auroc", "Image AUROC"), ("pixel_auroc", "Pixel AUROC"), ("pro", "PRO"))
 
 
@@ -139,7 +140,9 @@ def main(argv=None) -> int:
 def commands(args, attention: str) -> dict[str, list[str]]:
     run = args.runs / attention
     return {
+        # Attention acts on the student's map: train it alone (the default model has no student).
         "train": [ARD_EDGE, "train", "--data", shown(args.data), "--out", shown(run), "--attention", attention,
+                  *DISTILLATION_ONLY,
                   "--image-size", str(args.image_size), "--epochs", str(args.epochs),
                   "--batch-size", str(args.batch_size), "--seed", str(args.seed)],
         "eval": [ARD_EDGE, "eval", "--model", shown(run / "model.ckpt"), "--data", shown(args.data),
