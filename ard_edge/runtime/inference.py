@@ -99,7 +99,8 @@ class InferenceStage:
     """One engine and the thread that runs it for every lane (camera) registered with :meth:`add_lane`.
 
     Args:
-        engine: an opened engine; the stage closes it when it swaps it out, not otherwise.
+        engine: an opened engine; the stage closes it when it swaps it out, not otherwise. Engines
+            swapped in are the stage's own: :meth:`close` closes them.
         settings: batching (``batch``, ``max_wait_ms``).
         model_id: recorded in decisions; from the engine file when None.
     """
@@ -110,6 +111,7 @@ class InferenceStage:
         self.settings = settings
         self.batch_size = batch_size_for(engine.input_spec, settings.batch)
         self.swaps = 0
+        self._owns_engine = False
         self._lanes: list[Lane] = []
         self._pending: tuple[Engine, str] | None = None
         self._lock = threading.Lock()
@@ -133,6 +135,14 @@ class InferenceStage:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._guarded, name="ard-inference", daemon=True)
                 self._thread.start()
+
+    def close(self) -> None:
+        """Wait for the thread (after every lane closed), then close the engines swapped in; harmless twice."""
+        if self._thread is not None:
+            self._thread.join()
+        self._close_pending()
+        if self._owns_engine:
+            self.engine.close()
 
     def offer(self, engine: Engine, model_id: str) -> None:
         """Switch to ``engine`` (opened, warmed) before the next batch; it must take the same frames.
@@ -191,6 +201,7 @@ class InferenceStage:
         self.engine, self.model_id = pending
         self.batch_size = batch_size_for(self.engine.input_spec, self.settings.batch)
         self.swaps += 1
+        self._owns_engine = True
         log.warning("model swapped between batches: %s -> %s", old_id, self.model_id)
         old.close()
 

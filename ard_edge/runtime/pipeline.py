@@ -94,6 +94,7 @@ class Pipeline:
             raise ConfigError(f"duration_s must be positive, got {duration_s}")
         self.source = source
         self.settings = settings or RuntimeConfig()
+        self._owns_stage = inference is None
         self._stage = inference or InferenceStage(engine, self.settings)
         self._sinks = SinkFanout(sinks or [])
         self.max_frames = max_frames
@@ -183,6 +184,8 @@ class Pipeline:
         if self._summary is None:
             for thread in self._threads:
                 thread.join()
+            if self._owns_stage:
+                self._stage.close()
             self._decide_leftovers()
             self._exit.close()  # sinks (evidence drains here), then the source if we opened it
             self._summary = self._build_summary()
@@ -470,6 +473,8 @@ class Pipeline:
             device=self._device,
             sink_stats=self._sinks.stats(),
             sink_notes=self._sinks.notes(),
+            model_id=self._stage.model_id,
+            model_swaps=self._stage.swaps,
         )
 
 
