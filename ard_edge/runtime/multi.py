@@ -31,11 +31,14 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class CameraJob:
-    """One camera of a run: where its frames come from, which engine file decides them, its own sinks."""
+    """One camera of a run: where its frames come from, which engine file decides them, its own sinks.
+
+    ``sinks`` makes them, called once every engine and camera is open: a bad one leaves no file behind.
+    """
 
     source: FrameSource
     engine_path: Path
-    sinks: list[Sink] = dataclasses.field(default_factory=list)
+    sinks: Callable[[], Sequence[Sink]] = list
 
 
 class SharedSink(Sink):
@@ -99,9 +102,11 @@ class MultiRun:
         try:
             for sink in self._shared:
                 self._exit.callback(sink.release)
-            for job in jobs:
-                stage = self._stage_for(job.engine_path, open_engine, watch_s)
-                self.pipelines.append(Pipeline(job.source, stage.engine, self.settings, [*job.sinks, *self._shared],
+            stages = [self._stage_for(job.engine_path, open_engine, watch_s) for job in jobs]
+            for job in jobs:  # engines, then cameras, then outputs: what fails first leaves nothing behind
+                self._exit.enter_context(job.source)
+            for job, stage in zip(jobs, stages):
+                self.pipelines.append(Pipeline(job.source, stage.engine, self.settings, [*job.sinks(), *self._shared],
                                                max_frames=max_frames, duration_s=duration_s, run_id=self.run_id,
                                                inference=stage))
         except BaseException:
