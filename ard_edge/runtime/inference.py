@@ -111,6 +111,7 @@ class InferenceStage:
         self.settings = settings
         self.batch_size = batch_size_for(engine.input_spec, settings.batch)
         self.swaps = 0
+        self.batches = 0  # engine calls, over every lane
         self._owns_engine = False
         self._lanes: list[Lane] = []
         self._pending: tuple[Engine, str] | None = None
@@ -266,6 +267,7 @@ class InferenceStage:
                 lane.output_q.put(Outcome(item, None, None, message, engine.name, model_id))
             return
         engine_ms = (time.perf_counter() - start) * 1000.0
+        self.batches += 1
         for lane in {id(lane): lane for lane, _ in batch}.values():
             lane.on_batch(sum(1 for other, _ in batch if other is lane), engine_ms)
         bad = non_finite(result)
