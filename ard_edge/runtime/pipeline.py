@@ -1,4 +1,8 @@
-"""The streaming pipeline: capture -> preprocess -> inference -> outputs, one thread per stage.
+"""The streaming pipeline of one camera: capture -> preprocess -> inference -> outputs, a thread per stage.
+
+The inference stage (:class:`~ard_edge.runtime.inference.InferenceStage`) is the one stage a
+camera may share: cameras on one engine file feed one stage, which batches their frames
+together (see :mod:`ard_edge.runtime.multi`). A pipeline built without one makes its own.
 
 numpy, OpenCV and ONNX Runtime release the GIL, so the stages overlap: while the engine runs
 batch k, the next frames are fetched and resized. Bounded :class:`StageQueue` s sit between
@@ -18,7 +22,7 @@ decisions and the run stops. The fail-safe rules:
   :class:`~ard_edge.runtime.sinks.base.Sink`), acquisition stops and the frames in flight become
   ERROR decisions that are counted, not written; the summary says how many.
 
-The four stage loops live here, together, because they share the queues; what they count
+The capture, preprocess and output loops live here, together, because they share the queues; what they count
 (:class:`~ard_edge.runtime.counters.RunCounters`), the verdict rule
 (:func:`~ard_edge.runtime.decision.decide`) and the sink fan-out
 (:class:`~ard_edge.runtime.sinks.base.SinkFanout`) live beside them.
