@@ -50,11 +50,13 @@ echo "heatmaps of the FAIL parts: $DEMO/line/fail/"
 
 # cam0 in examples/ard-edge.yaml says `simulator: true`: the simulator is never a silent fallback.
 # Its test pattern (a black square moving on white) is not brick, so it gets a model of its own:
-# capture good frames from it, fit the default model on them, and stream it.
-step "capture 80 good frames from the simulated GenICam camera (viky.cti, 640x480 Mono8)"
+# capture good frames from it, fit the default model on them, and stream it. The square moves a
+# pixel a frame from the same corner each time the camera starts, so 150 images 20 ms apart
+# (frames 1-300) cover every position the 200-frame run below sees.
+step "capture 150 good frames from the simulated GenICam camera (viky.cti, 640x480 Mono8)"
 rm -rf "$DEMO/viky"  # capture refuses a folder that already holds images
 ard-edge capture --camera cam0 --config examples/ard-edge.yaml --out "$DEMO/viky/train/good" \
-  --frames 80 --every-ms 20
+  --frames 150 --every-ms 20
 
 step "fit, export and build an engine for the simulated camera"
 ard-edge train --data "$DEMO/viky" --out "$DEMO/viky/run" --image-size 128 --seed 0

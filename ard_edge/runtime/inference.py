@@ -113,6 +113,7 @@ class InferenceStage:
         self.swaps = 0
         self.batches = 0  # engine calls, over every lane
         self._owns_engine = False
+        self._warm = False
         self._lanes: list[Lane] = []
         self._pending: tuple[Engine, str] | None = None
         self._lock = threading.Lock()
@@ -129,6 +130,14 @@ class InferenceStage:
             raise RuntimeError("add every lane before the inference stage starts")
         lane.infer_q.on_change = self._ring
         self._lanes.append(lane)
+
+    def warm_up(self) -> None:
+        """Warm the engine once, before the thread starts: the cameras that start later must not
+        call it beside the thread (a TensorRT context runs one call at a time)."""
+        with self._lock:
+            if not self._warm and self._thread is None:
+                self.engine.warmup(2, batch=self.batch_size)
+                self._warm = True
 
     def start(self) -> None:
         """Start the thread (once; later calls do nothing). It ends when every lane's queue closed."""

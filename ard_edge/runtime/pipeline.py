@@ -236,7 +236,7 @@ class Pipeline:
         if SwitchInterval.acquire(self.settings.gil_switch_interval_ms):
             self._exit.callback(SwitchInterval.release)
         # Warm up before the first frame is taken, so its latency does not carry first-call costs.
-        self.engine.warmup(2, batch=self.batch_size)
+        self._stage.warm_up()
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self._device = self.source.device_info
         if self._threshold_error:
