@@ -42,26 +42,34 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
 @click.option("--loop", is_flag=True, help="Replay folder:/video: sources endlessly.")
 @click.option("--engine-threads", type=click.IntRange(min=1),
               help="CPU threads for a CPU engine; cores - 1 leaves one to capture and preprocessing.")
-def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads):
+@click.option("--http", "http_listen", metavar="HOST:PORT",
+              help="Serve the live page, /metrics and health endpoints here (overrides http.listen).")
+@click.option("--keep-serving", is_flag=True, help="With --http: keep serving after the run until Ctrl-C.")
+def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads,
+        http_listen, keep_serving):
     """Stream camera frames to PASS/FAIL decisions until the frame/time limit or Ctrl-C."""
     from ard_edge import open_engine
     from ard_edge._io import folder_lock
     from ard_edge.camera import open_source
+    from ard_edge.cli._live import serve_until_signal, start_live
     from ard_edge.runtime import DecisionLog, EvidenceSaver, Pipeline, load_app_config
 
     app = load_app_config(config_path)
     settings = _with_overrides(app.runtime, batch=batch, max_wait_ms=max_wait_ms)
     with contextlib.ExitStack() as stack:
         stack.enter_context(folder_lock(out))  # before anything is appended: one run per folder
+        live = start_live(stack, app.http, http_listen, out)
         engine = stack.enter_context(open_engine(engine_path, threads=engine_threads))
         source = stack.enter_context(open_source(camera, app.cameras, fps=fps, loop=loop))
         sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
-                 ConsoleStatus(sys.stderr)]
+                 ConsoleStatus(sys.stderr), *([live.board.sink()] if live else [])]
         pipeline = Pipeline(source, engine, settings, sinks, max_frames=max_frames, duration_s=duration_s)
         with _stop_on_signals(pipeline):
             pipeline.start()
             summary = pipeline.join()
         _report(summary, out)
+        if live and keep_serving:
+            serve_until_signal(live)
 
 
 def _report(summary, out: Path) -> None:

@@ -44,6 +44,7 @@ class Decision:
     error: str | None = None  # ERROR only: what went wrong
     run_id: str = ""  # the run that decided it: frame ids restart with every run, run ids do not
     device: dict[str, str | None] | None = None  # the camera's vendor, model and serial
+    model_id: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
