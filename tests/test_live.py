@@ -274,3 +274,12 @@ def test_a_taken_port_is_one_clear_error():
     with LiveServer(HttpConfig(listen="127.0.0.1:0")) as server:
         with pytest.raises(OutputError, match="cannot listen"):
             LiveServer(HttpConfig(listen=f"127.0.0.1:{server.port}")).start()
+
+
+def test_the_live_modules_and_run_help_load_no_server_or_metrics_package():
+    code = ("import sys, ard_edge.runtime.live\nfrom ard_edge.cli.main import main\n"
+            "try:\n    main(['run', '--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('uvicorn', 'prometheus_client', 'httpx', 'h11') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "--http HOST:PORT" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"
