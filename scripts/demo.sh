@@ -36,7 +36,12 @@ ard-edge predict --engine "$DEMO/engines/demo.engine" "$DEMO/data/test" --out "$
 
 # cam0 in examples/ard-edge.yaml says `simulator: true`: the simulator is never a silent fallback.
 step "7/7 stream the simulated camera (viky.cti, 640x480 Mono8) to decisions"
+# -- live page (docs/live.md): the camera step serves it and prints its URL. ARD_EDGE_DEMO_HTTP picks the
+# address (default: a free local port); ARD_EDGE_DEMO_KEEP_SERVING=1 keeps it up after the frames, until Ctrl-C.
+LIVE=(--http "${ARD_EDGE_DEMO_HTTP:-127.0.0.1:0}")
+if [ -n "${ARD_EDGE_DEMO_KEEP_SERVING:-}" ]; then LIVE+=(--keep-serving); fi
+# -- end live page
 ard-edge run --camera cam0 --config examples/ard-edge.yaml --engine "$DEMO/engines/demo.engine" \
-  --max-frames 200 --batch 4 --out "$DEMO/line"
+  --max-frames 200 --batch 4 --out "$DEMO/line" "${LIVE[@]}"
 
 printf '\nDone. Everything is under %s/ (decisions: %s/line/decisions.jsonl, evidence: %s/line/fail/).\n' "$DEMO" "$DEMO" "$DEMO"
