@@ -41,12 +41,12 @@ def model(tmp_path_factory) -> Path:
     return exported_onnx(tmp_path_factory, channels=1)
 
 
-@pytest.fixture(scope="module")
-def replay(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("replay")
-    rng = np.random.default_rng(0)
-    for i in range(6):
-        cv2.imwrite(str(folder / f"{i:02d}.png"), cv2.GaussianBlur(rng.integers(40, 220, (96, 120), np.uint8), (5, 5), 0))
+@pytest.fixture
+def replay(tmp_path) -> Path:
+    """Six 120x96 grey frames (the page shows them at their own size)."""
+    (folder := tmp_path / "replay").mkdir()
+    for i, frame in enumerate(np.random.default_rng(0).integers(40, 220, (6, 96, 120), np.uint8)):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), frame)
     return folder
 
 
