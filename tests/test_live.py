@@ -283,3 +283,16 @@ def test_the_live_modules_and_run_help_load_no_server_or_metrics_package():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--http HOST:PORT" in result.stdout and result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_bad_requests_get_a_short_4xx_never_a_traceback():
+    import socket
+
+    with LiveServer(HttpConfig(listen="127.0.0.1:0")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+            raw.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+            assert raw.recv(4096).startswith(b"HTTP/1.1 400 ")
+        for method, path, status in (("DELETE", "", 405), ("PUT", "metrics", 405), ("GET", "frame.jpg", 404),
+                                     ("GET", "evidence/fail/x.png", 404), ("GET", "static/../server.py", 404)):
+            response = httpx.request(method, server.url + path, timeout=10)
+            assert response.status_code == status and "Traceback" not in response.text, (method, path)
