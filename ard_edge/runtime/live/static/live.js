@@ -56,27 +56,28 @@ function showCamera(name, cam, verdicts) {
   refreshFrame(root, name, cam.seq);
 }
 
+// Thumbnails already shown are kept (moved, not reloaded): only a new FAIL's image is fetched.
 function showFails(fails) {
   const strip = document.getElementById("fails");
-  const key = fails.map((f) => f.heatmap).join("|");
-  if (strip.dataset.key === key) return;  // unchanged: keep the loaded thumbnails
-  strip.dataset.key = key;
-  strip.replaceChildren();
-  if (fails.length === 0) {
+  const shown = new Map([...strip.querySelectorAll("a.fail")].map((link) => [link.getAttribute("href"), link]));
+  const links = fails.map((f) => shown.get(f.image) || failLink(f));
+  if (links.length === 0) {
     strip.innerHTML = '<p class="empty">no FAIL saved yet</p>';
     return;
   }
-  for (const f of fails) {
-    const link = document.createElement("a");
-    link.href = f.image;
-    link.target = "_blank";
-    link.className = "fail";
-    const thumb = document.createElement("img");
-    thumb.src = f.heatmap;
-    thumb.alt = f.camera + " frame " + f.frame_id;
-    link.append(thumb, f.camera + " #" + f.frame_id + " " + number(f.score, 2));
-    strip.appendChild(link);
-  }
+  strip.replaceChildren(...links);
+}
+
+function failLink(f) {
+  const link = document.createElement("a");
+  link.href = f.image;
+  link.target = "_blank";
+  link.className = "fail";
+  const thumb = document.createElement("img");
+  thumb.src = f.heatmap;
+  thumb.alt = f.camera + " frame " + f.frame_id;
+  link.append(thumb, f.camera + " #" + f.frame_id + " " + number(f.score, 2));
+  return link;
 }
 
 function show(status) {
