@@ -10,6 +10,10 @@ $(BIN)/ard-edge: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The Triton tests' server: the tritonserver binary inside the nvidia-pytriton wheel. No deps:
+	# it pins numpy<2. Its Python-backend stub needs NumPy 1, kept apart in $(VENV)/triton-python.
+	$(BIN)/pip install --quiet --no-deps 'nvidia-pytriton==0.7.0'
+	$(BIN)/pip install --quiet --no-deps --upgrade --target $(VENV)/triton-python 'numpy<2'
 	touch $@
 
 venv: $(BIN)/ard-edge

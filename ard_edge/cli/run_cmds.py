@@ -28,7 +28,7 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
 @click.option("--camera", "--source", "camera", required=True,
               help="Camera alias from ard-edge.yaml, folder:PATH or video:PATH.")
 @click.option("--engine", "engine_path", required=True, type=click.Path(path_type=Path),
-              help=".onnx, .engine or .plan (exported with the camera's channel count).")
+              help=".onnx, .engine, .plan (exported with the camera's channel count) or triton://HOST:PORT/MODEL.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ard-edge.yaml to read (default: ./ard-edge.yaml when present).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("ard-edge-run"),

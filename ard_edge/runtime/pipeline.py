@@ -521,6 +521,7 @@ class Pipeline:
             device=self._device,
             sink_stats=self._sinks.stats(),
             sink_notes=self._sinks.notes(),
+            engine_stats=self.engine.stats(),
         )
 
 

@@ -109,6 +109,7 @@ class RunSummary:
     non_finite: int = 0  # frames whose engine output held a NaN or infinity: ERROR decisions
     sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters, merged
     sink_notes: list[str] = dataclasses.field(default_factory=list)  # each sink's phrase for lines()
+    engine_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # Engine.stats(): a remote engine's reconnects
 
     @property
     def lost(self) -> int:
@@ -141,12 +142,17 @@ class RunSummary:
             + (f"; {self.non_finite} non-finite engine outputs" if self.non_finite else "")
             + (f"; LOST {self.lost}" if self.lost else ""),
             "; ".join([f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects}",
-                       *self.sink_notes]),
+                       *self.sink_notes, *self._engine_note()]),
             f"latency ms: p50 {format_ms(lat.get('p50'))}, p90 {format_ms(lat.get('p90'))}, p99 {format_ms(lat.get('p99'))},"
             f" max {format_ms(lat.get('max'))}; engine per batch p50 {format_ms(self.engine_ms_p50)} ms"
             f" (mean batch {self.mean_batch:.2f})",
             f"throughput {self.throughput_fps:.1f} fps over {self.wall_s:.1f} s",
         ]
+
+    def _engine_note(self) -> list[str]:
+        if not self.engine_stats:
+            return []
+        return ["engine: " + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in self.engine_stats.items())]
 
 
 def empty_decisions() -> dict[str, int]:
