@@ -139,15 +139,18 @@ def part_c(model: Path, url: str, work_dir: Path, iterations: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR / "triton")
-    parser.add_argument("--image-size", type=int, default=128)
-    parser.add_argument("--fps", type=float, default=10.0, help="(a): camera frame rate, below the engine's capacity")
-    parser.add_argument("--seconds", type=float, default=15.0, help="(a): seconds per run")
-    parser.add_argument("--rounds", type=int, default=3, help="(a): alternating local/Triton rounds")
-    parser.add_argument("--two-camera-fps", type=float, default=30.0, help="(b): each camera's frame rate")
-    parser.add_argument("--two-camera-frames", type=int, default=300, help="(b): frames per run")
-    parser.add_argument("--max-wait-ms", type=float, default=5.0, help="the server's dynamic batching queue delay")
-    parser.add_argument("--bench-iterations", type=int, default=50, help="(c)")
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    for flag, kind, default, meaning in (
+        ("--image-size", int, 128, "the untrained mono model's input size"),
+        ("--fps", float, 10.0, "(a): camera frame rate, below the engine's capacity"),
+        ("--seconds", float, 15.0, "(a): seconds per run"),
+        ("--rounds", int, 3, "(a): alternating local/Triton rounds"),
+        ("--two-camera-fps", float, 30.0, "(b): each camera's frame rate"),
+        ("--two-camera-frames", int, 300, "(b): frames per run"),
+        ("--max-wait-ms", float, 5.0, "the server's dynamic batching queue delay"),
+        ("--bench-iterations", int, 50, "(c): timed calls per engine, batch and repeat"),
+    ):
+        parser.add_argument(flag, type=kind, default=default, help=f"{meaning} [{default}]")
     args = parser.parse_args()
 
     from ard_edge.engines import open_engine

@@ -340,6 +340,20 @@ def _wait_for(condition, timeout_s: float = 60.0) -> None:
         time.sleep(0.05)
 
 
+def test_predict_through_triton_scores_image_files_like_the_local_engine(server, onnx_model, tmp_path):
+    for index, frame in enumerate(brick_frames(3)):
+        cv2.imwrite(str(tmp_path / f"{index}.png"), frame[..., 0])
+    scores = {}
+    for label, engine in (("triton", f"triton://{server.grpc_url}/ard"), ("local", str(onnx_model))):
+        done = subprocess.run([str(ARD_EDGE), "predict", "--engine", engine, "--out", str(tmp_path / label),
+                               *(str(p) for p in sorted(tmp_path.glob("*.png")))], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        rows = [json.loads(line) for line in (tmp_path / label / "predictions.jsonl").read_text().splitlines()]
+        scores[label] = [row["score"] for row in rows]
+    np.testing.assert_allclose(scores["triton"], scores["local"], rtol=1e-5)
+
+
 def test_bench_runs_the_local_engine_and_triton_interleaved(server, onnx_model, tmp_path):
     done = subprocess.run([str(ARD_EDGE), "bench", "--engine", str(onnx_model), "--engine",
                            f"triton://{server.grpc_url}/ard", "--batch", "1", "--iterations", "5", "--warmup", "1",
