@@ -166,9 +166,10 @@ def build_triton_repository(request: BuildRequest, options: TritonOptions, progr
     precision = request.precision
     if precision == "fp16" and not tensorrt:
         raise ConfigError("--precision fp16 needs TensorRT (--kind gpu on a machine with a GPU and TensorRT)")
-    if quantized != (precision == "int8") and not (precision == "int8" and request.calibration_data):
-        raise ConfigError(f"--precision {precision} does not fit {onnx_path} ({'int8 Q/DQ' if quantized else 'fp32'}):"
-                          " int8 needs a quantized ONNX or --calibration-data DIR")
+    if quantized and precision != "int8":
+        raise ConfigError(f"{onnx_path} is quantized (QuantizeLinear/DequantizeLinear): build it with --precision int8")
+    if precision == "int8" and not quantized and request.calibration_data is None:
+        raise ConfigError(f"--precision int8: {onnx_path} is float32; int8 needs a quantized ONNX or --calibration-data DIR")
     batch = request.batch or BatchRange(1, 4, 8)
     model_dir = ensure_folder(repository / options.name)
     version = next_version(model_dir)

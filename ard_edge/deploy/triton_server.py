@@ -23,6 +23,7 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
+from ard_edge._io import atomic_open
 from ard_edge.errors import EngineError, MissingDependency
 
 _WHEEL = "nvidia-pytriton==0.7.0"
@@ -204,4 +205,5 @@ def as_python_backend(model_dir: str | Path, model_py: str | Path) -> None:
         raise EngineError(f"{config} does not name the onnxruntime backend: not an ard-edge repository of an ONNX")
     for version in (p for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()):
         shutil.copyfile(model_py, version / "model.py")
-    config.write_text(text.replace('backend: "onnxruntime"', 'backend: "python"', 1))
+    with atomic_open(config) as handle:
+        handle.write(text.replace('backend: "onnxruntime"', 'backend: "python"', 1))

@@ -80,16 +80,19 @@ class TritonEngine(Engine):
         try:
             return getattr(self._client, method)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - InferenceServerException, socket and gevent errors
-            raise EngineError(self._describe_failure(method, exc)) from exc
+            kind = _failure_kind(exc)
+            if method == "infer":
+                self._infer_failed(kind)
+            raise EngineError(self._failure_message(kind, method, exc)) from exc
 
-    def _describe_failure(self, method: str, exc: Exception) -> str:
-        text = f"{getattr(exc, 'status', lambda: None)() or ''} {exc}"
+    def _failure_message(self, kind: str, method: str, exc: Exception) -> str:
         where = f"the Triton server at {self.url.server}"
-        if any(marker in text for marker in _TIMED_OUT):
+        if kind == "timeout":
             return f"{where} did not answer {method} within {self.timeout_s:g} s: is it overloaded? raise the timeout"
-        if any(marker in text for marker in _LOST):
+        if kind == "lost":
             return f"{where} is unreachable ({method}): start it or check the address {self.url}"
-        return f"{where} refused {method} for model '{self.url.name}': {getattr(exc, 'message', lambda: exc)()}"
+        detail = exc.message() if hasattr(exc, "message") else exc
+        return f"{where} refused {method} for model '{self.url.name}': {detail}"
 
     def _check_ready(self) -> None:
         if not self._call("is_server_ready"):
@@ -133,11 +136,7 @@ class TritonEngine(Engine):
         request = module.InferInput(self.input_spec.name, list(frames.shape), "UINT8")
         request.set_data_from_numpy(frames)
         wanted = [module.InferRequestedOutput(name) for name in OUTPUT_NAMES]
-        try:
-            response = self._call("infer", self.url.model, [request], model_version=self.url.version, outputs=wanted)
-        except EngineError as exc:
-            self._after_failure(exc)
-            raise
+        response = self._call("infer", self.url.model, [request], model_version=self.url.version, outputs=wanted)
         with self._lock:
             self._counts["calls"] += 1
         return {name: response.as_numpy(name) for name in OUTPUT_NAMES}
@@ -167,14 +166,14 @@ class TritonEngine(Engine):
                 self._counts["reconnects"] += 1
                 self._lost_s, self._backoff_s = None, RECONNECT_FIRST_S
 
-    def _after_failure(self, exc: EngineError) -> None:
+    def _infer_failed(self, kind: str) -> None:
         with self._lock:
             self._counts["failed_calls"] += 1
-            text = str(exc)
-            if "did not answer" in text:
+            if kind == "timeout":
                 self._counts["timeouts"] += 1
-            elif "unreachable" in text and self._lost_s is None:
-                log.warning("%s; frames become ERROR decisions until it is back", text)
+            elif kind == "lost" and self._lost_s is None:
+                log.warning("the Triton server at %s is unreachable; frames become ERROR decisions until it is back",
+                            self.url.server)
                 self._counts["disconnects"] += 1
                 self._lost_s = time.monotonic()
                 self._retry_s = self._lost_s + self._backoff_s
@@ -194,6 +193,17 @@ class TritonEngine(Engine):
 
     def _close_impl(self) -> None:
         self._client.close()
+
+
+def _failure_kind(exc: Exception) -> str:
+    """timeout | lost (the server is gone) | refused (it answered with an error)."""
+    status = exc.status() if callable(getattr(exc, "status", None)) else ""
+    text = f"{status or ''} {exc}"
+    if any(marker in text for marker in _TIMED_OUT):
+        return "timeout"
+    if any(marker in text for marker in _LOST) or isinstance(exc, OSError):
+        return "lost"
+    return "refused"
 
 
 def _input_spec(served: dict[str, Any], max_batch_size: int, where: str) -> InputSpec:
