@@ -104,14 +104,14 @@ def part_b(url: str, work_dir: Path, frame_rate: float, frames: int) -> dict:
                       f"    width: 640\n    height: 480\n    frame_rate: {frame_rate}\n" for i in (0, 1))
     config.write_text(f"cameras:\n{cameras}runtime:\n  min_free_disk_mb: 0\n")
     with open_engine(url) as engine:
-        before = _batch_counts(engine)
+        before = engine.server_batch_sizes()
     env = {k: v for k, v in os.environ.items() if k != "GENICAM_GENTL64_PATH"}
     runs = [subprocess.Popen([str(ARD_EDGE), "run", "--camera", f"cam{i}", "--engine", url, "--config", str(config),
                               "--max-frames", str(frames), "--batch", "1", "--out", str(work_dir / f"run{i}")],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in (0, 1)]
     outputs = [run.communicate(timeout=600)[0] for run in runs]
     with open_engine(url) as engine:
-        after = _batch_counts(engine)
+        after = engine.server_batch_sizes()
     summaries = [json.loads((work_dir / f"run{i}" / "summary.json").read_text()) for i in (0, 1)]
     result = {"executions_per_batch_size": {size: after[size] - before.get(size, 0) for size in after
                                             if after[size] - before.get(size, 0)},
@@ -120,11 +120,6 @@ def part_b(url: str, work_dir: Path, frame_rate: float, frames: int) -> dict:
               "exit_codes": [run.returncode for run in runs], "stdout_tail": [o.splitlines()[-6:] for o in outputs]}
     print(f"(b) {json.dumps(result, indent=1)}", flush=True)
     return result
-
-
-def _batch_counts(engine) -> dict[int, int]:
-    stats = engine.server_statistics()["model_stats"][0]["batch_stats"]
-    return {int(s["batch_size"]): int(s["compute_infer"]["count"]) for s in stats}
 
 
 def part_c(model: Path, url: str, work_dir: Path, iterations: int) -> dict:

@@ -74,12 +74,6 @@ def brick_frames(count: int, size: int = 64) -> np.ndarray:
     return np.stack(crops)[..., None]
 
 
-def batch_sizes(engine) -> dict[int, int]:
-    """Executions per batch size, from the server's statistics endpoint."""
-    stats = engine.server_statistics()["model_stats"][0]["batch_stats"]
-    return {int(s["batch_size"]): int(s["compute_infer"]["count"]) for s in stats}
-
-
 # -- addresses ---------------------------------------------------------------------------------
 
 
@@ -199,7 +193,7 @@ def test_concurrent_clients_are_batched_by_the_server(server, onnx_model):
         expected = local.infer(frames).score
     url = f"triton://{server.grpc_url}/ard"
     with open_engine(url) as probe:
-        before = batch_sizes(probe)
+        before = probe.server_batch_sizes()
     scores: dict[int, list[float]] = {}
     barrier = threading.Barrier(len(frames))
 
@@ -218,7 +212,7 @@ def test_concurrent_clients_are_batched_by_the_server(server, onnx_model):
         np.testing.assert_allclose(got, [expected[index]] * 6, rtol=1e-5)
     assert len(scores) == len(frames)
     with open_engine(url) as probe:
-        after = batch_sizes(probe)
+        after = probe.server_batch_sizes()
     grew = {size: after.get(size, 0) - before.get(size, 0) for size in after}
     assert any(size > 1 and count > 0 for size, count in grew.items()), grew
 

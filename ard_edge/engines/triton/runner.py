@@ -182,9 +182,12 @@ class TritonEngine(Engine):
         with self._lock:
             return dict(self._counts)
 
-    def server_statistics(self) -> dict[str, Any]:
-        """The server's inference statistics for this model (JSON form): counts per batch size, queue times."""
-        return self._call("get_inference_statistics", self.url.model, self.url.version, **self._as_json())
+    def server_batch_sizes(self) -> dict[int, int]:
+        """Executions per batch size of this model, from the server's statistics: what its batcher formed."""
+        stats = self._call("get_inference_statistics", self.url.model, self.url.version, **self._as_json())
+        models = stats.get("model_stats", [])
+        return {int(s["batch_size"]): int(s["compute_infer"]["count"])
+                for model in models for s in model.get("batch_stats", [])}
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
