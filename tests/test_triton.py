@@ -139,6 +139,28 @@ def test_a_new_build_adds_a_version_and_leaves_the_served_one_alone(onnx_model, 
     assert sorted(p.name for p in (tmp_path / "ard").iterdir()) == ["1", "2", "config.pbtxt"]  # no temporaries
 
 
+def test_kind_gpu_with_tensorrt_here_writes_a_plan_for_the_tensorrt_backend(onnx_model, tmp_path, monkeypatch):
+    """TensorRT cannot run here: a stand-in builder records what the Triton target asks of it."""
+    import types
+
+    import ard_edge.engines.tensorrt as tensorrt
+
+    asked = {}
+
+    def build(source, **options):
+        asked.update(options, source=source)
+        return types.SimpleNamespace(plan=b"serialized plan", environment={}, details={})
+
+    monkeypatch.setattr(tensorrt, "build_serialized_engine", build, raising=False)
+    written = build_triton_repository(BuildRequest(onnx=onnx_model, out=tmp_path, precision="fp16"),
+                                      TritonOptions(kind="gpu"), probe=lambda: ({"gpu_name": "A2"}, "GPU A2"))
+    assert (written["backend"], written["file"]) == ("tensorrt", "model.plan")
+    assert (tmp_path / "ard" / "1" / "model.plan").read_bytes() == b"serialized plan"
+    assert asked["precision"] == "fp16" and asked["batch"] == (1, 4, 8) and asked["source"] == onnx_model
+    text = (tmp_path / "ard" / "config.pbtxt").read_text()
+    assert 'backend: "tensorrt"' in text and "kind: KIND_GPU" in text and '\\"precision\\": \\"fp16\\"' in text
+
+
 def test_what_cannot_be_served_is_refused_before_anything_is_written(onnx_model, tmp_path):
     from _models import with_fixed_batch
 
