@@ -194,6 +194,7 @@ def test_served_model_matches_the_local_engine_on_real_frames(server, onnx_model
     with open_engine(f"triton://{server.grpc_url}/ard") as remote, open_engine(onnx_model) as local:
         assert (remote.input_spec.height, remote.input_spec.width, remote.input_spec.channels) == (64, 64, 1)
         assert remote.input_spec.max_batch == 8 and remote.threshold == local.threshold
+        assert str(remote.path) == f"triton://{server.grpc_url}/ard/1"  # pinned to the version served at open
         assert remote.metadata["checkpoint_sha256"] == local.metadata["checkpoint_sha256"]
         for batch in (frames[:1], frames[1:6]):
             served, here = remote.infer(batch), local.infer(batch)
@@ -315,7 +316,7 @@ def test_run_on_the_viky_simulator_through_triton_accounts_for_every_frame(serve
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["frames_captured"] == 40 and summary["lost"] == 0
     assert sum(summary["decisions"].values()) + summary["dropped"] == 40
-    assert summary["decisions"]["ERROR"] == 0 and summary["engine"].startswith("triton:fp32:ard@")
+    assert summary["decisions"]["ERROR"] == 0 and summary["engine"].startswith("triton:fp32:ard/1@")
     assert summary["engine_stats"]["calls"] >= 1 and summary["engine_stats"]["disconnects"] == 0
     lines = (tmp_path / "out" / "decisions.jsonl").read_text().splitlines()
     assert len(lines) == sum(summary["decisions"].values())

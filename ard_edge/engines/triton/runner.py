@@ -9,6 +9,7 @@ decisions) and a readiness probe retries with exponential backoff, counted in :m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -53,10 +54,10 @@ class TritonEngine(Engine):
         try:
             self._check_ready()
             spec, metadata = self._read_model()
+            super().__init__(self.url.model, spec, metadata)
         except BaseException:
             self._client.close()
             raise
-        super().__init__(self.url.model, spec, metadata)
         self.path = self.url  # str() is the address; .name the model, as for an engine file
 
     @property
@@ -120,6 +121,11 @@ class TritonEngine(Engine):
         config = self._call("get_model_config", self.url.model, self.url.version, **self._as_json())
         config = config.get("config", config)  # gRPC wraps it in the response message
         served = self._call("get_model_metadata", self.url.model, self.url.version, **self._as_json())
+        if not self.url.version and served.get("versions"):
+            # Pin the version served now: a newer one loaded mid-run must not take over this run's
+            # decisions unnoticed; once the pinned one is unloaded, calls fail (ERROR decisions).
+            latest = max(served["versions"], key=int)
+            self.url = dataclasses.replace(self.url, version=str(latest))
         where = f"model '{self.url.name}' on {self.url.server}"
         parameter = config.get("parameters", {}).get(METADATA_KEY, {}).get("string_value")
         if parameter is None:
