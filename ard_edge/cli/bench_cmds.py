@@ -13,7 +13,7 @@ from ard_edge.cli._common import FiniteFloat, progress_bar
 
 @click.command("bench")
 @click.option("--engine", "engine_paths", multiple=True, required=True, type=click.Path(path_type=Path),
-              help=".onnx, .ckpt, .engine or .plan; repeat it to compare (the first is the baseline of the ratios).")
+              help=".onnx, .ckpt, .engine, .plan or triton://HOST:PORT/MODEL; repeat it to compare (the first is the baseline of the ratios).")
 @click.option("--batch", "batch_text", default="1", show_default=True,
               help="Comma-separated batch sizes, e.g. 1,4,8. With several, an engine is skipped (noted) at "
                    "sizes outside its range; a size no engine takes is an error.")

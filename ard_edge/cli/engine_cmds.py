@@ -98,7 +98,7 @@ class _BarProgress:
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="FILE", help="ard-edge ONNX export (fp32, or int8 Q/DQ from ard-edge calibrate).")
 @click.option("--precision", default="fp32", metavar="fp32|fp16|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), metavar="FILE", help="Engine to write, e.g. engines/NAME.engine (sidecar: FILE.json).")
-@click.option("--target", default="auto", metavar="auto|tensorrt|onnxruntime", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else ONNX Runtime.")
+@click.option("--target", default="auto", metavar="auto|tensorrt|onnxruntime|triton", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else ONNX Runtime. triton: a Triton model repository at --out.")
 @click.option("--calibration-data", type=click.Path(path_type=Path), metavar="DIR", help="Good images to calibrate an fp32 ONNX for int8.")
 @click.option("--batch", "batch_text", metavar="MIN:OPT:MAX", help="Batch range of a dynamic-batch ONNX (default 1:1:1); a fixed export's batch otherwise.")
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace limit, e.g. 512M or 2G.")
@@ -107,8 +107,13 @@ class _BarProgress:
 @click.option("--max-auroc-drop", type=FiniteFloat(), default=DEFAULT_MAX_AUROC_DROP, show_default=True, help="Calibration gate: largest image AUROC loss allowed.")
 @click.option("--min-agreement", type=FiniteFloat(), default=DEFAULT_MIN_AGREEMENT, show_default=True, help="Calibration gate: smallest decision agreement with fp32.")
 @click.option("--calibration-images", type=int, default=DEFAULT_NUM_IMAGES, show_default=True, help="Images used for calibration.")
+@click.option("--name", "model_name", default="ard", show_default=True, help="--target triton: the model's name in the repository.")
+@click.option("--instances", type=int, default=1, show_default=True, help="--target triton: model instances (instance_group count).")
+@click.option("--kind", type=click.Choice(["cpu", "gpu"]), default="cpu", show_default=True, help="--target triton: instance kind; gpu with TensorRT here writes a TensorRT plan.")
+@click.option("--max-wait-ms", type=FiniteFloat(min=0, max=60_000), default=2.0, show_default=True, help="--target triton: the dynamic batcher's queue delay.")
 def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
-                 timing_cache, max_auroc_drop, min_agreement, calibration_images):
+                 timing_cache, max_auroc_drop, min_agreement, calibration_images, model_name, instances, kind,
+                 max_wait_ms):
     """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model.
 
     INT8 from an FP32 model calibrates first; if the accuracy gate refuses, nothing is written and
@@ -135,6 +140,11 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
         min_agreement=min_agreement,
         calibration_images=calibration_images,
     )
+    if target == "triton":
+        from ard_edge.deploy.triton import TritonOptions
+
+        _build_triton(request, TritonOptions(model_name, instances, kind, max_wait_ms))
+        return
     check_request(request)  # everything cheap first: probing TensorRT loads CUDA
     chosen, reason = choose_target(target)
     click.echo(f"target: {chosen} ({reason})")
@@ -156,3 +166,17 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
         f"{batch['min']}:{batch['opt']}:{batch['max']}, {size_mb:.1f} MB, {sidecar['build']['time_s']:.1f} s) "
         f"and {out_path}.json"
     )
+
+
+def _build_triton(request, options) -> None:
+    from ard_edge.deploy.triton import build_triton_repository
+
+    progress = _BarProgress()
+    try:
+        written = build_triton_repository(request, options, progress=progress)
+    finally:
+        progress.close()
+    batch = written["batch"]
+    click.echo(f"wrote {written['model_dir']}/{written['version']}/{written['file']} and config.pbtxt ({written['backend']}"
+               f" backend, {written['precision']}, max batch {batch['max']}, preferred {batch['opt']}/{batch['max']};"
+               f" {written['reason']})")

@@ -12,7 +12,7 @@ _TABLE_ROWS = 40
 
 
 @click.command()
-@click.option("--engine", "engine_path", required=True, type=click.Path(path_type=Path), help=".onnx, .ckpt, .engine or .plan")
+@click.option("--engine", "engine_path", required=True, type=click.Path(path_type=Path), help=".onnx, .ckpt, .engine, .plan or triton://HOST:PORT/MODEL")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=Path("predictions"), show_default=True)
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels for a .ckpt engine. [3]")

@@ -31,7 +31,7 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
               help="Camera alias from ard-edge.yaml, folder:PATH or video:PATH; repeat it for several"
                    " cameras (default: every configured camera that names its engine).")
 @click.option("--engine", "engine_path", type=click.Path(path_type=Path),
-              help=".onnx, .engine or .plan (exported with the camera's channel count), for the cameras"
+              help=".onnx, .engine, .plan (exported with the camera's channel count) or triton://HOST:PORT/MODEL, for the cameras"
                    " whose config names no engine of its own.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ard-edge.yaml to read (default: ./ard-edge.yaml when present).")

@@ -22,7 +22,14 @@ def open_engine(path: str | Path, threads: int | None = None, **options) -> Engi
     ``.engine``/``.plan`` -> the backend named in its sidecar JSON (TensorRT or ONNX Runtime).
     ``threads`` caps the CPU threads of a CPU backend (a GPU engine ignores it): on a small
     machine, leaving a core to capture and preprocessing keeps a camera pipeline fed.
+    ``triton://host:port/model`` -> the model served by a Triton server (``threads`` ignored).
     """
+    from ard_edge.engines.triton import is_triton_url
+
+    if is_triton_url(path):
+        from ard_edge.engines.triton.runner import TritonEngine
+
+        return TritonEngine(str(path), **options)
     path = Path(path)
     if not path.is_file():
         raise EngineError(f"engine file not found: {path}")

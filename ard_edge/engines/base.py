@@ -195,6 +195,10 @@ class Engine(abc.ABC):
         for _ in range(iterations):
             self.infer(dummy)
 
+    def stats(self) -> dict[str, int]:
+        """This engine's counters (a remote engine's disconnects and reconnects), kept in the run summary."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         return {
             "backend": self.backend,

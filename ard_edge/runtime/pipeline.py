@@ -481,6 +481,7 @@ class Pipeline:
             sink_notes=self._sinks.notes(),
             model_id=self._stage.model_id,
             model_swaps=self._stage.swaps,
+            engine_stats=self.engine.stats(),
         )
 
 

@@ -116,6 +116,7 @@ class RunSummary:
     sink_notes: list[str] = dataclasses.field(default_factory=list)  # each sink's phrase for lines()
     model_id: str = ""  # the model deciding at the end: engine file name @ its sha256
     model_swaps: int = 0  # engines swapped in while the run went on (decisions name each one's model_id)
+    engine_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # Engine.stats(): a remote engine's reconnects
 
     @property
     def lost(self) -> int:
@@ -148,13 +149,18 @@ class RunSummary:
             + (f"; {self.non_finite} non-finite engine outputs" if self.non_finite else "")
             + (f"; LOST {self.lost}" if self.lost else ""),
             "; ".join([f"camera: timeouts {self.timeouts}, incomplete {self.incomplete}, reconnects {self.reconnects}",
-                       *self.sink_notes]),
+                       *self.sink_notes, *self._engine_note()]),
             f"latency ms: p50 {format_ms(lat.get('p50'))}, p90 {format_ms(lat.get('p90'))}, p99 {format_ms(lat.get('p99'))},"
             f" max {format_ms(lat.get('max'))}; engine per batch p50 {format_ms(self.engine_ms_p50)} ms"
             f" (mean batch {self.mean_batch:.2f})",
             f"throughput {self.throughput_fps:.1f} fps over {self.wall_s:.1f} s",
             *([f"model swapped {self.model_swaps} time(s) without stopping; now {self.model_id}"] if self.model_swaps else []),
         ]
+
+    def _engine_note(self) -> list[str]:
+        if not self.engine_stats:
+            return []
+        return ["engine: " + ", ".join(f"{name.replace('_', ' ')} {count}" for name, count in self.engine_stats.items())]
 
 
 def totals(summaries: Sequence[RunSummary]) -> dict[str, Any]:
