@@ -23,6 +23,7 @@ import numpy as np
 
 from ard_edge._io import sha256_file
 from ard_edge.engines.base import Engine, InferenceResult, InputSpec
+from ard_edge.engines.triton import is_triton_url
 from ard_edge.errors import EngineError
 from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime.config import RuntimeConfig
@@ -66,8 +67,11 @@ def batch_size_for(spec: InputSpec, requested: int) -> int:
     return size if spec.max_batch is None else min(size, spec.max_batch)
 
 
-def model_id_of(path: str | Path) -> str:
-    """``name@sha256:HEX`` of an engine file: which model decided, down to the byte."""
+def model_id_of(path: object) -> str:
+    """``name@sha256:HEX`` of an engine file: which model decided, down to the byte. A served model
+    has no file here: its address, with the version the engine pinned at open, names it."""
+    if is_triton_url(path):
+        return str(path)
     path = Path(path)
     return f"{path.name}@sha256:{sha256_file(path)}"
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ard_edge.camera.frames import FrameSource
 from ard_edge.engines.base import Engine
+from ard_edge.engines.triton import is_triton_url
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.decision import new_run_id
 from ard_edge.runtime.inference import InferenceStage
@@ -114,12 +115,13 @@ class MultiRun:
             raise
 
     def _stage_for(self, path: Path, open_engine: Callable[[Path], Engine], watch_s: float | None) -> InferenceStage:
-        key = path.resolve()
+        remote = is_triton_url(path)  # served: its versions change on the server, not in a file here
+        key = path if remote else path.resolve()
         if key not in self.stages:
             engine = self._exit.enter_context(open_engine(path))
             stage = InferenceStage(engine, self.settings)
             self._exit.callback(stage.close)  # after the watcher (below) stops offering
-            if watch_s is not None:
+            if watch_s is not None and not remote:
                 self.watchers.append(self._exit.enter_context(EngineWatcher(path, stage, open_engine, poll_s=watch_s)))
             self.stages[key] = stage
         return self.stages[key]
