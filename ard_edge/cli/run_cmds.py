@@ -48,6 +48,7 @@ def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, ma
     from ard_edge._io import folder_lock
     from ard_edge.camera import open_source
     from ard_edge.runtime import DecisionLog, EvidenceSaver, Pipeline, load_app_config
+    from ard_edge.runtime.outputs import context_of, output_sinks
 
     app = load_app_config(config_path)
     settings = _with_overrides(app.runtime, batch=batch, max_wait_ms=max_wait_ms)
@@ -55,9 +56,11 @@ def run(camera, engine_path, config_path, out, max_frames, duration_s, batch, ma
         stack.enter_context(folder_lock(out))  # before anything is appended: one run per folder
         engine = stack.enter_context(open_engine(engine_path, threads=engine_threads))
         source = stack.enter_context(open_source(camera, app.cameras, fps=fps, loop=loop))
+        context = context_of(app, engine)  # model id, line and station for every decision
         sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
-                 ConsoleStatus(sys.stderr)]
-        pipeline = Pipeline(source, engine, settings, sinks, max_frames=max_frames, duration_s=duration_s)
+                 *output_sinks(app, out, {source.name: source}, context), ConsoleStatus(sys.stderr)]
+        pipeline = Pipeline(source, engine, settings, sinks, max_frames=max_frames, duration_s=duration_s,
+                            context=context)
         with _stop_on_signals(pipeline):
             pipeline.start()
             summary = pipeline.join()

@@ -20,6 +20,30 @@ FAIL = "FAIL"
 ERROR = "ERROR"  # no verdict could be reached (engine fault, bad frame); a reject unless configured
 VERDICTS = (PASS, FAIL, ERROR)
 
+# The version every emitted decision carries (log, MQTT, webhook); docs/decision.schema.json
+# describes it. Adding an optional field keeps /1; renaming or removing one makes it /2.
+SCHEMA = "ard-edge.decision/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionContext:
+    """What every decision of a run carries besides the frame's own facts."""
+
+    model: dict[str, str] | None = None  # {"name": engine name, "sha256": of the engine file}
+    precision: str | None = None  # the engine's precision: fp32, fp16, int8
+    line: str | None = None  # production line and station names from ard-edge.yaml
+    station: str | None = None
+
+    @classmethod
+    def for_engine(cls, engine, line: str | None = None, station: str | None = None) -> DecisionContext:
+        """The model id binds the engine file's bytes, so a decision says exactly which model made it."""
+        from ard_edge._io import sha256_file
+
+        path = getattr(engine, "path", None)
+        digest = sha256_file(path) if path is not None and path.is_file() else None
+        precision = getattr(engine, "metadata", {}).get("precision", "fp32")
+        return cls({"name": engine.name, "sha256": digest}, precision, line, station)
+
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
@@ -44,15 +68,27 @@ class Decision:
     error: str | None = None  # ERROR only: what went wrong
     run_id: str = ""  # the run that decided it: frame ids restart with every run, run ids do not
     device: dict[str, str | None] | None = None  # the camera's vendor, model and serial
+    schema: str = SCHEMA
+    model: dict[str, str | None] | None = None  # engine name and the sha256 of its file
+    precision: str | None = None  # engine precision
+    evidence: str | None = None  # the saved image, relative to the run folder; never the image itself
+    line: str | None = None  # from ard-edge.yaml `line:` / `station:`
+    station: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+def model_id(model: dict[str, str | None] | None) -> str:
+    """``<engine name>@<sha256>``: the model id as one string (OPC UA ``ModelId``)."""
+    model = model or {}
+    return f"{model.get('name') or ''}@{model.get('sha256') or ''}"
+
+
 def as_error(decision: Decision, error: str, error_is_reject: bool = True) -> Decision:
     """``decision`` turned into an ERROR (a decision that cannot be recorded is not trusted)."""
     return dataclasses.replace(decision, verdict=ERROR, score=None, normalized_score=None, engine_ms=None,
-                               reject=error_is_reject, error=error)
+                               reject=error_is_reject, error=error, evidence=None)
 
 
 def new_run_id() -> str:
@@ -96,6 +132,7 @@ def decide(
     error_is_reject: bool = True,
     run_id: str = "",
     device: dict[str, str | None] | None = None,
+    context: DecisionContext | None = None,
 ) -> Decision:
     """The verdict rule: FAIL when the engine calls the frame anomalous, PASS otherwise, ERROR
     when there is no result (``error`` says why). Pure: the pipeline's output thread calls it.
@@ -111,7 +148,9 @@ def decide(
         error_is_reject: whether an ERROR part is rejected (``runtime.error_is_reject``).
         run_id: the run's id, recorded in the decision.
         device: the camera's vendor, model and serial, recorded in the decision.
+        context: model id, precision, line and station, recorded in the decision.
     """
+    context = context or DecisionContext()
     if error is not None:
         result = None
     if result is None:
@@ -125,5 +164,6 @@ def decide(
         verdict=verdict, latency_ms=round((decided_ns - frame.received_ns) / 1e6, 3), engine=engine,
         reject=verdict == FAIL or (verdict == ERROR and error_is_reject),
         engine_ms=None if result is None else round(engine_ms, 3), source=frame.source, error=error,
-        run_id=run_id, device=device,
+        run_id=run_id, device=device, model=context.model, precision=context.precision, line=context.line,
+        station=context.station,
     )

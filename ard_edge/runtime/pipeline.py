@@ -42,7 +42,7 @@ from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.counters import RunCounters
-from ard_edge.runtime.decision import NON_FINITE_OUTPUT, as_error, decide, new_run_id, non_finite, threshold_error
+from ard_edge.runtime.decision import NON_FINITE_OUTPUT, DecisionContext, as_error, decide, new_run_id, non_finite, threshold_error
 from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
 from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
 from ard_edge.runtime.summary import LiveStatus, RunSummary
@@ -99,6 +99,7 @@ class Pipeline:
         roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's own
             :attr:`~ard_edge.camera.FrameSource.roi`.
         run_id: recorded in every decision and the summary; a new one (UTC start time + random) when None.
+        context: model id, precision, line and station for every decision; the engine's when None.
     """
 
     def __init__(
@@ -111,6 +112,7 @@ class Pipeline:
         duration_s: float | None = None,
         roi: Roi | None = None,
         run_id: str | None = None,
+        context: DecisionContext | None = None,
     ):
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
@@ -144,6 +146,7 @@ class Pipeline:
         self._fault: str | None = None  # stop reason that overrides the capture loop's: stage_crashed, ...
         self._error: str | None = None
         self.run_id = run_id or new_run_id()
+        self._context = context or DecisionContext.for_engine(engine)
         self._device: dict[str, str | None] = {}
         # Frames admitted and neither decided nor dropped, oldest first, keyed by id(frame) (each
         # frame object lives here until it leaves, so its id stays unique).
@@ -476,7 +479,7 @@ class Pipeline:
         decided_ns = time.monotonic_ns()
         decision = decide(frame, outcome.result, outcome.item.error or outcome.error, self.engine.name,
                           outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject,
-                          run_id=self.run_id, device=self._device)
+                          run_id=self.run_id, device=self._device, context=self._context)
         if self._record_failure is not None:
             decision = as_error(decision, f"not recorded: {self._record_failure}", self.settings.error_is_reject)
         failure = self._sinks.on_decision(decision, frame, None if decision.error else outcome.result)

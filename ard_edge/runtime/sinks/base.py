@@ -12,7 +12,7 @@ import abc
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ard_edge.camera.frames import Frame
@@ -52,6 +52,10 @@ class Sink(abc.ABC):
     def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> None:
         """One decision; ``result`` is this frame's slice of the engine output, None for ERROR."""
 
+    def annotate(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> dict[str, Any]:
+        """Fields this sink adds to ``decision`` before any sink gets it (e.g. ``evidence``); none by default."""
+        return {}
+
     def on_status(self, status: LiveStatus) -> None:
         """The live status, about every ``runtime.status_interval_s`` seconds."""
 
@@ -89,6 +93,7 @@ class SinkFanout:
 
     def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> str | None:
         """Deliver one decision; return why a critical sink failed (no other sink has it then), else None."""
+        decision = self.annotated(decision, frame, result)
         for sink in self.sinks:
             try:
                 sink.on_decision(decision, frame, result)
@@ -97,6 +102,16 @@ class SinkFanout:
                     return str(exc) or type(exc).__name__
                 self._failed_once(sink)
         return None
+
+    def annotated(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> Decision:
+        """``decision`` with every sink's :meth:`Sink.annotate` fields, so all sinks emit the same record."""
+        extra: dict[str, Any] = {}
+        for sink in self.sinks:
+            try:
+                extra.update(sink.annotate(decision, frame, result))
+            except Exception:  # noqa: BLE001 - see the class docstring
+                self._failed_once(sink)
+        return dataclasses.replace(decision, **extra) if extra else decision
 
     def on_status(self, status: LiveStatus) -> None:
         for sink in self.sinks:

@@ -51,6 +51,7 @@ class EvidenceSaver(Sink):
         self._disk_low = False
         self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
+        self._annotated = None  # the frame annotate() last queued, so on_decision does not queue it twice
         ensure_folder(self.out_dir)
         for kind in ("fail", "pass"):  # image names never repeat, so no later write would clean these up
             if removed := remove_stale_temps(self.out_dir / kind):
@@ -67,16 +68,30 @@ class EvidenceSaver(Sink):
         self._thread = threading.Thread(target=self._worker, name="ard-evidence", daemon=True)
         self._thread.start()
 
+    def annotate(self, decision, frame, result) -> dict[str, Any]:
+        """Queue the images before the decision is written, so its ``evidence`` names them."""
+        self._annotated = frame
+        relative = self._enqueue(decision, frame, result)
+        return {"evidence": relative} if relative else {}
+
     def on_decision(self, decision, frame, result) -> None:
+        if frame is not None and frame is self._annotated:
+            return  # queued by annotate()
+        self._enqueue(decision, frame, result)
+
+    def _enqueue(self, decision, frame, result) -> str | None:
+        """Queue the images of this decision; return their path relative to ``out_dir``, None when not queued."""
         kind = self._kind(decision.verdict)
         if kind is None or result is None:
-            return
+            return None
         try:
             self._queue.put_nowait((kind, decision, frame, result.anomaly_map))
         except queue.Full:
             self._counts["evidence_skipped_queue_full"] += 1
             self._warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
                             "the disk is slower than the FAIL rate")
+            return None
+        return f"{kind}/{_file_stem(decision)}.png"
 
     def stats(self) -> dict[str, int]:
         skipped = sum(v for k, v in self._counts.items() if k.startswith("evidence_skipped"))
