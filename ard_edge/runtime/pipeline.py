@@ -221,7 +221,7 @@ class Pipeline:
     def status(self) -> LiveStatus:
         """A snapshot of the live counters, safe to call from any thread."""
         backlog = len(self._capture_q) + len(self._infer_q) + len(self._output_q)
-        return self._counters.status(self.source.name, backlog)
+        return dataclasses.replace(self._counters.status(self.source.name, backlog), sinks=self._sinks.stats())
 
     def __enter__(self) -> Pipeline:
         return self.start()

@@ -78,6 +78,7 @@ class LiveStatus:
     latency_p50_ms: float
     latency_p99_ms: float
     backlog: int  # frames waiting between stages
+    sinks: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters (Sink.stats), merged
 
 
 @dataclasses.dataclass

@@ -73,8 +73,8 @@ class MqttSink(ForwardingSink):
             return
         self._last_stats_s[status.camera] = now_s
         if self._connected.is_set():  # stats are a snapshot: not worth queueing while offline
-            payload = {**_as_plain(status), "sinks": self.snapshot()}
-            self._client.publish(f"{self.base}/{topic_part(status.camera)}/stats", json.dumps(payload), qos=0)
+            payload = json.dumps(json_safe(dataclasses.asdict(status)))  # sinks: every sink's counters
+            self._client.publish(f"{self.base}/{topic_part(status.camera)}/stats", payload, qos=0)
 
     def close_connection(self) -> None:
         client, self._client = self._client, None
@@ -169,7 +169,3 @@ class MqttSink(ForwardingSink):
             self.counts["errors"] += len(failed)
             last_id = min(failed) - 1  # publish those again, in order, once connected
         return last_id
-
-
-def _as_plain(status) -> dict[str, Any]:
-    return json_safe(dataclasses.asdict(status))

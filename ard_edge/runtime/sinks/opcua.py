@@ -259,26 +259,37 @@ class OpcUaSink(Sink):
 
     async def _on_trigger(self, camera: str) -> None:
         shake = self._handshakes[camera]
-        await self._write(camera, Trigger=False)
         if shake.trigger_ns is not None or shake.result_ready:
             self.counts["opcua_triggers_refused"] += 1
-            await self._write(camera, TriggerRefused=True,
+            await self._write(camera, Trigger=False, TriggerRefused=True,
                               TriggersRefused=self.counts["opcua_triggers_refused"])
             log.warning("outputs.opcua: %s: a trigger came while %s: refused (TriggersRefused counts it)", camera,
                         "Busy" if shake.trigger_ns is not None else "the last result waits for ResultAck")
             return
         shake.trigger_ns = time.monotonic_ns()
         self.counts["opcua_triggers"] += 1
-        await self._write(camera, Busy=True, TriggerRefused=False, TriggerCount=self.counts["opcua_triggers"])
+        # Fire the camera first: its exposure overlaps the bookkeeping. The call takes well under a
+        # millisecond, and its decision is handled on this loop only after this returns.
+        failure = self._fire(camera)
+        await self._write(camera, Trigger=False, Busy=True, TriggerRefused=False,
+                          TriggerCount=self.counts["opcua_triggers"])
+        if failure is not None:  # fail safe: the PLC gets an ERROR result, not silence
+            log.error("outputs.opcua: %s: the software trigger failed: %s", camera, failure)
+            await self._publish_result(camera, ERROR, float("nan"), -1, True)
+            return
         shake.timeout = asyncio.get_running_loop().call_later(
             self.config.result_timeout_s, lambda: asyncio.ensure_future(self._result_timed_out(camera)))
+
+    def _fire(self, camera: str) -> str | None:
+        """Software-trigger ``camera`` when it runs ``trigger: software``; return why that failed, else None."""
         source = self.sources.get(camera)
-        if source is not None and source.trigger_mode == "software":
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, source.trigger)
-            except Exception as exc:  # noqa: BLE001 - fail safe: the PLC gets an ERROR result, not silence
-                log.error("outputs.opcua: %s: the software trigger failed: %s", camera, exc)
-                await self._publish_result(camera, ERROR, float("nan"), -1, True)
+        if source is None or source.trigger_mode != "software":
+            return None  # free-running or hardware-triggered: the next frame's decision is the result
+        try:
+            source.trigger()
+        except Exception as exc:  # noqa: BLE001 - reported as an ERROR result
+            return str(exc) or type(exc).__name__
+        return None
 
     async def _result_timed_out(self, camera: str) -> None:
         shake = self._handshakes[camera]
