@@ -39,4 +39,6 @@ step "7/7 stream the simulated camera (viky.cti, 640x480 Mono8) to decisions"
 ard-edge run --camera cam0 --config examples/ard-edge.yaml --engine "$DEMO/engines/demo.engine" \
   --max-frames 200 --batch 4 --out "$DEMO/line"
 
+bash scripts/demo_mqtt.sh "$DEMO"  # issue 15: MQTT output to a local mosquitto, when one is installed
+
 printf '\nDone. Everything is under %s/ (decisions: %s/line/decisions.jsonl, evidence: %s/line/fail/).\n' "$DEMO" "$DEMO" "$DEMO"

@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from _models import exported_onnx
+from _waiting import wait_for as _wait_for
 from _mosquitto import MOSQUITTO, Broker, Subscriber, free_port
 from ard_edge._io import sha256_file
 from ard_edge.camera import FolderReplay
@@ -373,12 +374,3 @@ async def _drive_handshake(endpoint: str, cycles: int) -> tuple[list[dict], int]
         return results, await node("TriggersRefused").read_value()
     finally:
         await client.disconnect()
-
-
-def _wait_for(condition, timeout_s: float = 30.0, fail: bool = True) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            assert not fail, "timed out waiting"
-            return
-        time.sleep(0.02)
