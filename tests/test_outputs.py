@@ -374,3 +374,54 @@ async def _drive_handshake(endpoint: str, cycles: int) -> tuple[list[dict], int]
         return results, await node("TriggersRefused").read_value()
     finally:
         await client.disconnect()
+
+
+def test_opcua_with_basic256sha256_refuses_plain_clients_and_admits_the_login(tmp_path, monkeypatch):
+    """A self-signed server certificate, a client certificate, and a user from the environment."""
+    from types import SimpleNamespace
+
+    from asyncua import Client, ua
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from ard_edge.runtime.outputs_config import OpcUaConfig
+    from ard_edge.runtime.sinks.opcua import OpcUaSink
+
+    async def certificates():
+        for who, use in (("server", ExtendedKeyUsageOID.SERVER_AUTH), ("client", ExtendedKeyUsageOID.CLIENT_AUTH)):
+            await setup_self_signed_certificate(tmp_path / f"{who}.pem", tmp_path / f"{who}.der", f"urn:ard-edge:{who}",
+                                                "localhost", [use], {"commonName": f"ard-edge test {who}"})
+
+    asyncio.run(certificates())
+    monkeypatch.setenv("ARD_EDGE_OPCUA_USERNAME", "plc")
+    monkeypatch.setenv("ARD_EDGE_OPCUA_PASSWORD", "right")
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/ard-edge/"
+    config = from_dict(OpcUaConfig, {"endpoint": endpoint, "security": "basic256sha256",
+                                     "certificate": str(tmp_path / "server.der"),
+                                     "private_key": str(tmp_path / "server.pem")})
+
+    async def connect(secure: bool, password: str) -> bool:
+        client = Client(endpoint, timeout=5)
+        client.set_user("plc")
+        client.set_password(password)
+        if secure:
+            await client.set_security_string(f"Basic256Sha256,SignAndEncrypt,{tmp_path / 'client.der'},"
+                                             f"{tmp_path / 'client.pem'}")
+        try:
+            await client.connect()
+        except Exception:  # noqa: BLE001 - any refusal will do
+            return False
+        try:
+            ns = await client.get_namespace_index("urn:ard-edge")
+            return await client.get_node(ua.NodeId("cam0.Ready", ns)).read_value() is True
+        finally:
+            await client.disconnect()
+
+    sink = OpcUaSink(config)
+    sink.on_start(SimpleNamespace(camera="cam0"))
+    try:
+        _wait_for(lambda: asyncio.run(connect(True, "right")), timeout_s=20)
+        assert asyncio.run(connect(False, "right")) is False  # no plain endpoint
+        assert asyncio.run(connect(True, "wrong")) is False
+    finally:
+        sink.close()
