@@ -76,9 +76,9 @@ def app(**outputs) -> AppConfig:
     return from_dict(AppConfig, {"line": "line-3", "station": "st2", "outputs": outputs})
 
 
-def run_replay(model: Path, replay: Path, out: Path, config: AppConfig, frames: int, fps: float = 200.0,
+def run_replay(model: Path, replay: Path, out: Path, config: AppConfig, frames: int, fps: float | None = None,
                during=None, evidence: bool = False):
-    """Stream ``replay`` (looped) through ``model`` into the log plus the configured outputs."""
+    """Stream ``replay`` (looped; unpaced, so nothing is dropped) through ``model`` into the log and the outputs."""
     with open_engine(model) as engine, FolderReplay(replay, name="cam0", fps=fps, loop=True) as source:
         context = context_of(config, engine)
         sinks = [DecisionLog(out), *output_sinks(config, out, {"cam0": source}, context)]
@@ -171,14 +171,13 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
     config = app(mqtt={"port": broker.port, "stats_interval_s": 0.2})
 
     def restart_broker_mid_run(pipeline):
-        _wait_for(lambda: pipeline.status().frames_captured >= 60)
+        _wait_for(lambda: pipeline.status().frames_captured >= 30)
         broker.stop()
         time.sleep(0.5)  # decisions go on, queued on disk
         broker.start()
 
     try:
-        summary = run_replay(model, replay, tmp_path / "run", config, frames=240, fps=100,
-                             during=restart_broker_mid_run)
+        summary = run_replay(model, replay, tmp_path / "run", config, frames=240, during=restart_broker_mid_run)
         logged = read_log(tmp_path / "run")
         _wait_for(lambda: len({d["frame_id"] for d in subscriber.decisions()}) >= len(logged), fail=False)
         received = subscriber.decisions()
@@ -187,7 +186,7 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
     finally:
         subscriber.close()
         broker.stop()
-    assert len(logged) == sum(summary.decisions.values()) >= 100 and summary.lost == 0  # a loaded machine drops some
+    assert len(logged) == 240 and summary.dropped == 0 and summary.lost == 0
     assert {(d["run_id"], d["frame_id"]) for d in received} == {(d["run_id"], d["frame_id"]) for d in logged}
     for decision in received:
         validate(decision)
@@ -201,7 +200,7 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
 
 @needs_mosquitto
 def test_an_unreachable_broker_at_start_queues_and_says_so(model, replay, tmp_path, caplog):
-    config = app(mqtt={"port": free_port(), "connect_timeout_s": 0.3})
+    config = app(mqtt={"port": free_port(), "connect_timeout_s": 0.3, "queue": {"drain_s": 0.2}})
     summary = run_replay(model, replay, tmp_path, config, frames=10)
     assert summary.lost == 0 and summary.sink_stats["mqtt_delivered"] == 0
     assert summary.sink_stats["mqtt_queued"] == 10
@@ -280,7 +279,7 @@ def test_a_webhook_answering_500_twice_gets_the_decision_once(tmp_path, monkeypa
         sink.close()
     finally:
         server.shutdown()
-    assert [d["frame_id"] for d in _Flaky.accepted] == [2, 3]  # FAILs only (send: fail), once each, in order
+    assert [d["frame_id"] for d in _Flaky.accepted] == [2, 3]  # rejects only (send: reject), once each, in order
     assert _Flaky.attempts == 4 and set(_Flaky.headers_seen) == {"Bearer s3cret"}
     assert sink.snapshot() == {"delivered": 2, "queued": 0, "dropped": 0, "errors": 2}
     for decision in _Flaky.accepted:

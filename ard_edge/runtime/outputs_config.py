@@ -32,9 +32,11 @@ class QueueConfig:
     """The store-and-forward queue every network sink keeps on disk."""
 
     max_decisions: int = 100_000  # beyond this many undelivered decisions the oldest are dropped (counted)
+    drain_s: float = 5.0  # at the end of a run, how long to go on delivering; the rest waits on disk for the next
 
     def validate(self, path: str = "") -> None:
         _check_positive(self, path, "queue", "max_decisions")
+        check(self.drain_s >= 0, f"{path or 'queue'}.drain_s", f"must be 0 or more, got {self.drain_s}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +69,8 @@ class WebhookConfig:
     """``outputs.webhook``: POST each FAIL (or every) decision as JSON."""
 
     url: str = ""
-    send: Literal["fail", "reject", "all"] = "fail"  # fail: FAIL only; reject: FAIL and rejected ERRORs
+    # reject: FAIL and rejected ERRORs (fail safe: an ERROR is an alarm too); fail: FAIL only; all: every decision
+    send: Literal["reject", "fail", "all"] = "reject"
     timeout_s: float = 2.0
     backoff_initial_s: float = 0.2  # retry delay after a timeout or 5xx, doubled up to backoff_max_s
     backoff_max_s: float = 10.0

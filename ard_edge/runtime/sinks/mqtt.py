@@ -10,6 +10,7 @@ it (PUBACK), so a broker restart loses nothing; QoS 1 may deliver one twice, and
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from ard_edge.runtime.sinks.outbox import ForwardingSink
 log = logging.getLogger(__name__)
 
 WINDOW = 100  # decisions published and not yet acknowledged; paho resends them after a reconnect
+_INSTANCES = itertools.count()
 _AUTH_FAILURES = (134, 135)  # CONNACK: bad user name or password, not authorized (MQTT 3.1.1 codes 4, 5)
 
 
@@ -47,7 +49,7 @@ class MqttSink(ForwardingSink):
 
     def __init__(self, config: MqttConfig, out_dir: str | Path, station: str, reconnect_min_s: float = 1.0,
                  reconnect_max_s: float = 30.0):
-        super().__init__("mqtt", out_dir, config.queue.max_decisions)
+        super().__init__("mqtt", out_dir, config.queue.max_decisions, config.queue.drain_s)
         self.config = config
         self.where = f"mqtt broker {config.host}:{config.port}"
         self.base = f"{config.prefix}/{topic_part(station)}"
@@ -92,8 +94,9 @@ class MqttSink(ForwardingSink):
             import paho.mqtt.client as mqtt
         except ImportError as exc:
             raise MissingDependency("outputs.mqtt needs paho-mqtt: pip install 'ard-edge[outputs]'") from exc
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
-                             client_id=self.config.client_id or f"ard-edge-{topic_part(self.base)}-{os.getpid()}")
+        # Unique per process and per sink: a broker disconnects the older of two clients with one id.
+        default_id = f"ard-edge-{topic_part(self.base)}-{os.getpid()}-{next(_INSTANCES)}"
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.config.client_id or default_id)
         if self._user:
             client.username_pw_set(self._user, self._password)
         if self.config.tls:
@@ -144,7 +147,7 @@ class MqttSink(ForwardingSink):
             self.wake.clear()
             last_id = self._settle(in_flight, last_id)
             idle = not in_flight and not self.queue.peek(1, last_id)
-            if self.should_stop(idle or not self._connected.is_set()):  # offline: the rest waits on disk
+            if self.should_stop(idle):
                 return
             if self._connected.is_set() and len(in_flight) < WINDOW:
                 for row_id, body in self.queue.peek(WINDOW - len(in_flight), last_id):

@@ -95,6 +95,7 @@ class OpcUaSink(Sink):
         self._nodes: dict[str, dict[str, Any]] = {}  # camera -> name -> node id
         self._handshakes: dict[str, _Handshake] = {}
         self._started = threading.Event()
+        self._users = 0  # pipelines that started this sink; the server stops with the last one
         self._start_error: BaseException | None = None
         self._events: asyncio.Queue | None = None  # (handler, args) from other threads, run in order
         self.counts = {"opcua_triggers": 0, "opcua_triggers_refused": 0, "opcua_result_timeouts": 0}
@@ -102,6 +103,7 @@ class OpcUaSink(Sink):
     # -- Sink
 
     def on_start(self, run) -> None:
+        self._users += 1
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="ard-opcua", daemon=True)
             self._thread.start()
@@ -121,11 +123,14 @@ class OpcUaSink(Sink):
         return dict(self.counts)
 
     def close(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is None:
+        self._users -= 1
+        thread = self._thread
+        if thread is None or self._users > 0:  # closed, or another pipeline (camera) still uses the server
             return
-        self._loop.call_soon_threadsafe(self._events.put_nowait, None)  # after every queued decision
-        thread.join(10.0)
+        self._thread = None
+        if thread.is_alive():  # else the server already stopped (and said why)
+            self._loop.call_soon_threadsafe(self._events.put_nowait, None)  # after every queued decision
+            thread.join(10.0)
 
     @property
     def namespace_index(self) -> int:

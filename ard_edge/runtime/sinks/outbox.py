@@ -107,6 +107,8 @@ class ForwardingSink(Sink):
         self.counts = {"delivered": 0, "errors": 0}
         self._lock = threading.Lock()  # one sink may serve several pipelines (cameras)
         self._thread: threading.Thread | None = None
+        self._users = 0  # pipelines that started this sink; it closes with the last one
+        self._put_failed = False
         if leftover := len(self.queue):
             log.info("%s: %d undelivered decision(s) from an earlier run are queued first", name, leftover)
 
@@ -122,12 +124,22 @@ class ForwardingSink(Sink):
                 self._thread.start()
 
     def on_start(self, run) -> None:
+        self._users += 1
         self.start_delivery()
 
     def on_decision(self, decision, frame, result) -> None:
-        if self.wants(decision):
+        if not self.wants(decision):
+            return
+        try:
             self.queue.put(json.dumps(decision.to_dict(), separators=(",", ":"), allow_nan=False))
-            self.wake.set()
+        except sqlite3.Error as exc:  # a full or failing disk: counted and said, never silent
+            self.queue.dropped += 1
+            if not self._put_failed:
+                self._put_failed = True
+                log.error("%s: cannot queue decisions in %s (%s): they are dropped and counted", self.name,
+                          self.queue.path, exc)
+            return
+        self.wake.set()
 
     def stats(self) -> dict[str, int]:
         return {f"{self.name}_{key}": value for key, value in self.snapshot().items()}
@@ -142,6 +154,9 @@ class ForwardingSink(Sink):
         return f"{self.name}: delivered {s['delivered']}, queued {s['queued']}, dropped {s['dropped']}, errors {s['errors']}"
 
     def close(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return  # another pipeline (camera) still uses this sink
         thread, self._thread = self._thread, None
         self._stop_by_s = time.monotonic() + self.drain_s
         self.stopping.set()

@@ -24,7 +24,7 @@ class WebhookSink(ForwardingSink):
     """POST decisions from the sink's own thread and queue; see the module docstring."""
 
     def __init__(self, config: WebhookConfig, out_dir: str | Path):
-        super().__init__("webhook", out_dir, config.queue.max_decisions)
+        super().__init__("webhook", out_dir, config.queue.max_decisions, config.queue.drain_s)
         self.config = config
         self._headers = {"Content-Type": "application/json"}
         if token := secret(config.token_env):
