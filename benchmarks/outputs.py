@@ -256,7 +256,7 @@ def soak(args) -> dict:
         with open_engine(model) as engine:
             sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
                      *output_sinks(app, out, {}, context_of(app, engine))]
-            pipeline = Pipeline(camera(200.0), engine, settings, sinks, max_frames=args.frames)
+            pipeline = Pipeline(camera(args.frame_rate), engine, settings, sinks, max_frames=args.frames)
             with RssSampler(pipeline) as rss:
                 pipeline.start()
                 for fraction in (0.25, 0.5, 0.75):
@@ -301,6 +301,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=6, help="overhead: off/on run pairs")
     parser.add_argument("--seconds", type=float, default=15.0, help="overhead: length of each run")
     parser.add_argument("--frames", type=int, default=10_000, help="soak: frames")
+    parser.add_argument("--frame-rate", type=float, default=200.0, help="soak: viky frame rate (max 200)")
     parser.add_argument("--outage-s", type=float, default=2.0, help="soak: how long each broker outage lasts")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

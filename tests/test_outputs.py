@@ -424,3 +424,40 @@ def test_opcua_with_basic256sha256_refuses_plain_clients_and_admits_the_login(tm
         assert asyncio.run(connect(True, "wrong")) is False
     finally:
         sink.close()
+
+
+def test_a_trigger_without_a_decision_is_an_error_result_and_one_while_busy_is_refused(tmp_path):
+    """Fail safe: silence from the camera becomes an ERROR result with ResultReject, never no answer."""
+    from types import SimpleNamespace
+
+    from asyncua import Client, ua
+
+    from ard_edge.runtime.outputs_config import OpcUaConfig
+    from ard_edge.runtime.sinks.opcua import OpcUaSink
+
+    endpoint = f"opc.tcp://127.0.0.1:{free_port()}/ard-edge/"
+    sink = OpcUaSink(OpcUaConfig(endpoint=endpoint, result_timeout_s=0.5))
+    sink.on_start(SimpleNamespace(camera="cam0"))
+
+    async def plc() -> dict:
+        async with Client(endpoint) as client:
+            ns = await client.get_namespace_index("urn:ard-edge")
+            node = {n: client.get_node(ua.NodeId(f"cam0.{n}", ns)) for n in VARIABLE_NAMES}
+            await node["Trigger"].write_value(True)
+            busy = await node["Busy"].read_value()
+            await node["Trigger"].write_value(True)  # while Busy: refused
+            while not await node["ResultReady"].read_value():
+                await asyncio.sleep(0.01)
+            return {"busy": busy, **{n: await node[n].read_value() for n in
+                                     ("ResultVerdict", "ResultReject", "Busy", "TriggersRefused", "TriggerCount")}}
+
+    try:
+        seen = asyncio.run(plc())
+    finally:
+        sink.close()
+    assert seen == {"busy": True, "ResultVerdict": "ERROR", "ResultReject": True, "Busy": False,
+                    "TriggersRefused": 1, "TriggerCount": 1}
+    assert sink.stats() == {"opcua_triggers": 1, "opcua_triggers_refused": 1, "opcua_result_timeouts": 1}
+
+
+VARIABLE_NAMES = ("Trigger", "Busy", "ResultReady", "ResultVerdict", "ResultReject", "TriggersRefused", "TriggerCount")

@@ -132,7 +132,7 @@ class MqttSink(ForwardingSink):
         log.info("outputs.mqtt: connected to %s", self.where)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self.stopping.is_set():
             log.warning("outputs.mqtt: lost %s (%s): decisions queue on disk until it is back", self.where,
                         reason_code)
         self._connected.clear()

@@ -132,10 +132,6 @@ class OpcUaSink(Sink):
             self._loop.call_soon_threadsafe(self._events.put_nowait, None)  # after every queued decision
             thread.join(10.0)
 
-    @property
-    def namespace_index(self) -> int:
-        return self._ns
-
     # -- server thread
 
     def _call(self, handler, *args) -> None:
