@@ -157,4 +157,7 @@ def format_status(status) -> str:
         f"{status.camera} {status.elapsed_s:6.0f} s | {status.fps:6.1f} fps | latency p50 {format_ms(status.latency_p50_ms, 1)}"
         f" p99 {format_ms(status.latency_p99_ms, 1)} ms | PASS {d['PASS']} FAIL {d['FAIL']} ERROR {d['ERROR']}"
         f" | dropped {status.dropped}"
+        # network outputs (docs/outputs.md): what waits on disk for a broker or endpoint
+        + "".join(f" | {key[:-len('_queued')]} queued {value}" for key, value in status.sinks.items()
+                  if key.endswith("_queued"))
     )
