@@ -246,12 +246,14 @@ class Pipeline:
         self._device = self.source.device_info
         if self._threshold_error:
             log.error("%s: every frame becomes an ERROR decision", self._threshold_error)
-        self._counters.start()
-        if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
-            self._first_frame = self._probe_first_frame()
+        # Outputs first (an OPC UA server or a broker connection takes a while): the first frame
+        # must not wait for them, or its latency would carry their start-up.
         info = RunInfo(self.source.name, self.engine.name, self.engine.threshold, self.engine.input_spec,
                        self.roi, self.settings)
         self._sinks.on_start(info)
+        self._counters.start()
+        if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
+            self._first_frame = self._probe_first_frame()
 
     def _match_channels(self) -> None:
         """Give the engine frames with its channel count: switch the source's pixel format when it
