@@ -236,8 +236,6 @@ class _Ids:
 
 
 def soak(args) -> dict:
-    import psutil
-
     from ard_edge import open_engine
     from ard_edge.config import from_dict
     from ard_edge.runtime import AppConfig, DecisionLog, EvidenceSaver, Pipeline, RuntimeConfig

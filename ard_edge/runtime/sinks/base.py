@@ -70,6 +70,13 @@ class Sink(abc.ABC):
     def close(self) -> None:
         """Flush and release; called once after the last decision, harmless twice."""
 
+    def warn_once(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``key`` comes up: a sink's trouble repeats per frame."""
+        warned = self.__dict__.setdefault("_warned_keys", set())
+        if key not in warned:
+            warned.add(key)
+            log.warning(message)
+
     def __enter__(self) -> Sink:
         return self
 

@@ -49,7 +49,6 @@ class EvidenceSaver(Sink):
         self._counts = {"evidence_saved": 0, "evidence_skipped_queue_full": 0,
                         "evidence_skipped_disk_floor": 0, "evidence_skipped_write_error": 0}
         self._disk_low = False
-        self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
         self._annotated = None  # the frame annotate() last queued, so on_decision does not queue it twice
         ensure_folder(self.out_dir)
@@ -88,7 +87,7 @@ class EvidenceSaver(Sink):
             self._queue.put_nowait((kind, decision, frame, result.anomaly_map))
         except queue.Full:
             self._counts["evidence_skipped_queue_full"] += 1
-            self._warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
+            self.warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
                             "the disk is slower than the FAIL rate")
             return None
         return f"{kind}/{_file_stem(decision)}.png"
@@ -128,7 +127,7 @@ class EvidenceSaver(Sink):
                 self._save(kind, decision, frame, anomaly_map)
             except Exception as exc:  # noqa: BLE001 - a failed image must not stop the others or the run
                 self._counts["evidence_skipped_write_error"] += 1
-                self._warn_once("write", f"cannot write evidence image under {self.out_dir}: {exc}")
+                self.warn_once("write", f"cannot write evidence image under {self.out_dir}: {exc}")
             else:
                 self._counts["evidence_saved"] += 1
 
@@ -159,11 +158,6 @@ class EvidenceSaver(Sink):
             self._disk_low = False
             log.info("free space under %s is back above the floor: saving evidence again", self.out_dir)
         return True
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
 
 
 def _file_stem(decision) -> str:

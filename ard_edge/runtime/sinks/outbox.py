@@ -108,7 +108,6 @@ class ForwardingSink(Sink):
         self._lock = threading.Lock()  # one sink may serve several pipelines (cameras)
         self._thread: threading.Thread | None = None
         self._users = 0  # pipelines that started this sink; it closes with the last one
-        self._put_failed = False
         if leftover := len(self.queue):
             log.info("%s: %d undelivered decision(s) from an earlier run are queued first", name, leftover)
 
@@ -134,10 +133,8 @@ class ForwardingSink(Sink):
             self.queue.put(json.dumps(decision.to_dict(), separators=(",", ":"), allow_nan=False))
         except sqlite3.Error as exc:  # a full or failing disk: counted and said, never silent
             self.queue.dropped += 1
-            if not self._put_failed:
-                self._put_failed = True
-                log.error("%s: cannot queue decisions in %s (%s): they are dropped and counted", self.name,
-                          self.queue.path, exc)
+            self.warn_once("put", f"{self.name}: cannot queue decisions in {self.queue.path} ({exc}):"
+                           " they are dropped and counted")
             return
         self.wake.set()
 

@@ -29,7 +29,6 @@ class WebhookSink(ForwardingSink):
         self._headers = {"Content-Type": "application/json"}
         if token := secret(config.token_env):
             self._headers["Authorization"] = f"Bearer {token}"
-        self._warned: set[str] = set()
 
     def wants(self, decision) -> bool:
         if self.config.send == "all":
@@ -69,19 +68,14 @@ class WebhookSink(ForwardingSink):
                 problem = f"HTTP {response.status_code} {response.reason_phrase}"
                 if response.status_code < 500 and response.status_code not in _RETRIED_STATUS:
                     self.counts["errors"] += 1
-                    self._warn_once(str(response.status_code), f"outputs.webhook: {self.config.url} refused a"
+                    self.warn_once(str(response.status_code), f"outputs.webhook: {self.config.url} refused a"
                                     f" decision ({problem}); such decisions are not sent again"
                                     + (f": check {self.config.token_env}" if response.status_code in (401, 403) else ""))
                     self.queue.remove([row_id])
                     return True
             self.counts["errors"] += 1
-            self._warn_once("retry", f"outputs.webhook: {self.config.url}: {problem}; retrying with backoff"
+            self.warn_once("retry", f"outputs.webhook: {self.config.url}: {problem}; retrying with backoff"
                             " (decisions queue on disk meanwhile)")
             if self.pause(delay_s):
                 return False
             delay_s = min(2 * delay_s, self.config.backoff_max_s)
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
