@@ -187,9 +187,9 @@ def overhead(args) -> dict:
                 for side in ("off", "on"):
                     out = work / f"{side}{pair}"
                     source = replay_640x480(args.work_dir, half)
-                    sinks = output_sinks(app, out, {}, context_of(app, engine)) if side == "on" else []
+                    sinks = output_sinks(app, out, {}) if side == "on" else []
                     settings = RuntimeConfig(batch=1, max_wait_ms=0.0)
-                    pipeline = Pipeline(source, engine, settings, sinks, duration_s=args.seconds)
+                    pipeline = Pipeline(source, engine, settings, sinks, duration_s=args.seconds, context=context_of(app))
                     pipeline.start()
                     summary = pipeline.join().to_dict()
                     runs[side].append({"overhead_ms": summary["overhead_ms"], "lost": summary["lost"],
@@ -253,8 +253,9 @@ def soak(args) -> dict:
     try:
         with open_engine(model) as engine:
             sinks = [DecisionLog(out, settings.rotate_mb), EvidenceSaver.from_settings(out, settings),
-                     *output_sinks(app, out, {}, context_of(app, engine))]
-            pipeline = Pipeline(camera(args.frame_rate), engine, settings, sinks, max_frames=args.frames)
+                     *output_sinks(app, out, {})]
+            pipeline = Pipeline(camera(args.frame_rate), engine, settings, sinks, max_frames=args.frames,
+                                context=context_of(app))
             with RssSampler(pipeline) as rss:
                 pipeline.start()
                 for fraction in (0.25, 0.5, 0.75):

@@ -5,6 +5,9 @@
     batch size (target >= 95 %).
 (b) camera at about half the engine's capacity, batch 1: capture-to-decision latency minus the
     engine time of the frame's batch (target p50 <= 2 ms, p99 <= 5 ms).
+(c) several cameras on one engine (``--cameras 2 4``): viky's three devices, then paced 640x480
+    folder replays, together `--camera-factor` (3) times faster than the engine; their frames share one engine's
+    batches. Total throughput of all cameras vs the engine's raw throughput at the same batch.
 
 The model is an untrained 256 px mono export: weights do not change latency. The camera is
 viky at 640x480 Mono8, so the runtime really resizes 640x480 -> 256x256. (b) runs a second time
@@ -12,6 +15,7 @@ with a paced folder replay of 640x480 frames, which separates the runtime's own 
 the GenICam driver's (whose fetch wait holds the GIL).
 
     .venv/bin/python benchmarks/pipeline_overhead.py --json /tmp/overhead.json
+    .venv/bin/python benchmarks/pipeline_overhead.py --parts c --cameras 2 4   # several cameras only
 """
 
 from __future__ import annotations
@@ -58,15 +62,53 @@ def raw_engine_fps(engine, batch: int, seconds: float) -> tuple[float, float]:
     return calls * batch / elapsed, elapsed / calls * 1000.0
 
 
-def viky_640x480(frame_rate: float):
+def viky_640x480(frame_rate: float, serial: str = "0"):
     from ard_edge.camera import CameraConfig, GenICamCamera, simulator_producer
 
-    config = CameraConfig(producer=simulator_producer(), serial="0", pixel_format="Mono8", width=640, height=480,
+    config = CameraConfig(producer=simulator_producer(), serial=serial, pixel_format="Mono8", width=640, height=480,
                           frame_rate=min(200.0, max(1.0, frame_rate)))
-    return GenICamCamera(config, name="viky")
+    return GenICamCamera(config, name="viky" if serial == "0" else f"viky{serial}")
 
 
-def replay_640x480(work_dir: Path, frame_rate: float):
+VIKY_DEVICES = 3  # viky.cti offers serials 0, 1 and 2
+
+
+def several_cameras(model: Path, count: int, batch: int, args, options: dict) -> dict:
+    """(c): ``count`` cameras through one shared engine, alternating with raw rounds on that engine."""
+    import functools
+
+    from ard_edge import open_engine
+    from ard_edge.runtime import RuntimeConfig
+    from ard_edge.runtime.multi import CameraJob, MultiRun
+    from ard_edge.runtime.summary import totals
+
+    rounds = []
+    with open_engine(model, **options) as probe:
+        for _ in range(args.rounds):
+            raw_fps, raw_ms = raw_engine_fps(probe, batch, args.raw_s)
+            per_camera = args.camera_factor * raw_fps / count
+            sources = [viky_640x480(per_camera, str(i)) for i in range(min(count, VIKY_DEVICES))]
+            sources += [replay_640x480(args.work_dir, per_camera, f"replay{i}") for i in range(count - len(sources))]
+            multi = MultiRun([CameraJob(source, model) for source in sources], functools.partial(open_engine, **options),
+                             RuntimeConfig(batch=batch, max_wait_ms=5.0), duration_s=args.run_s, watch_s=None)
+            stage = next(iter(multi.stages.values()))
+            summaries = multi.start().join()
+            total = totals(summaries)
+            rounds.append({"raw_fps": raw_fps, "raw_ms_per_batch": raw_ms, "run_fps": total["throughput_fps"],
+                           "ratio": total["throughput_fps"] / raw_fps, "dropped": total["dropped"], "lost": total["lost"],
+                           "camera_fps": [min(200.0, per_camera)] * count, "engine_batches": stage.batches,
+                           "mean_batch": sum(total["decisions"].values()) / max(stage.batches, 1),
+                           "per_camera_fps": {s.camera: s.throughput_fps for s in summaries}})
+    pooled = sum(r["run_fps"] for r in rounds) / sum(r["raw_fps"] for r in rounds)
+    median = float(np.median([r["ratio"] for r in rounds]))
+    print(f"(c) {count} cameras at {args.camera_factor:g}x raw in all, batch {batch}: raw " + ", ".join(f"{r['raw_fps']:.1f}" for r in rounds)
+          + " fps; all cameras " + ", ".join(f"{r['run_fps']:.1f}" for r in rounds)
+          + f" fps; total/raw pooled {100 * pooled:.1f} %, median {100 * median:.1f} %; mean engine batch "
+          + ", ".join(f"{r['mean_batch']:.2f}" for r in rounds) + f"; lost {sum(r['lost'] for r in rounds)}", flush=True)
+    return {"rounds": rounds, "ratio_pooled": pooled, "ratio_median": median}
+
+
+def replay_640x480(work_dir: Path, frame_rate: float, name: str | None = None):
     """A paced folder replay of 640x480 mono frames: a camera without the GenICam driver in the loop."""
     import cv2
 
@@ -78,7 +120,7 @@ def replay_640x480(work_dir: Path, frame_rate: float):
         rng = np.random.default_rng(0)
         for i in range(16):
             cv2.imwrite(str(folder / f"{i:02d}.png"), rng.integers(0, 256, (480, 640), np.uint8))
-    return FolderReplay(folder, fps=frame_rate, loop=True)
+    return FolderReplay(folder, name=name, fps=frame_rate, loop=True)
 
 
 def run(engine, frame_rate: float, batch: int, seconds: float, source=None) -> dict:
@@ -102,8 +144,13 @@ def main() -> int:
     parser.add_argument("--run-s", type=float, default=7.0, help="(a): seconds of pipeline per round")
     parser.add_argument("--latency-s", type=float, default=20.0, help="(b): seconds of each half-rate run")
     parser.add_argument("--intra-op-threads", type=int, help="ONNX Runtime threads (default: one per core)")
+    parser.add_argument("--cameras", type=int, nargs="+", default=[2, 4], help="(c): camera counts to run")
+    parser.add_argument("--camera-factor", type=float, default=3.0,
+                        help="(c): all cameras together run this many times the engine's raw rate")
+    parser.add_argument("--parts", default="a,b,c", help="which measurements: a, b, c, comma-separated")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     from ard_edge import open_engine
 
@@ -113,40 +160,53 @@ def main() -> int:
     options = {"threads": args.intra_op_threads} if args.intra_op_threads else {}  # open_engine names it threads
     with open_engine(model, **options) as engine:
         results["engine"] = engine.name
-        # (a) a camera ~3x faster than the engine: the runtime must keep the engine busy. The machine
-        # is shared and its load drifts, so raw and pipeline runs alternate in short rounds and the
-        # ratio is taken per round (median) and pooled over all rounds.
-        for batch in sorted({1, args.batch}):
-            rounds = []
-            for _ in range(args.rounds):
-                raw_fps, raw_ms = raw_engine_fps(engine, batch, args.raw_s)
-                summary = run(engine, 3 * raw_fps, batch, args.run_s)
-                rounds.append({"raw_fps": raw_fps, "raw_ms_per_batch": raw_ms, "run_fps": summary["throughput_fps"],
-                               "ratio": summary["throughput_fps"] / raw_fps, "dropped": summary["dropped"],
-                               "lost": summary["lost"], "camera_fps": summary["camera_fps"]})
-            pooled = sum(r["run_fps"] for r in rounds) / sum(r["raw_fps"] for r in rounds)
-            median = float(np.median([r["ratio"] for r in rounds]))
-            results[f"a_b{batch}"] = {"rounds": rounds, "ratio_pooled": pooled, "ratio_median": median}
-            print(f"(a) batch {batch}: raw " + ", ".join(f"{r['raw_fps']:.1f}" for r in rounds)
-                  + " fps; run " + ", ".join(f"{r['run_fps']:.1f}" for r in rounds)
-                  + f" fps; run/raw pooled {100 * pooled:.1f} %, median {100 * median:.1f} %;"
-                  f" lost {sum(r['lost'] for r in rounds)}", flush=True)
-
-        # (b) a camera at half the engine's batch-1 capacity: latency is engine time plus our overhead.
-        half = float(np.median([r["raw_fps"] for r in results["a_b1"]["rounds"]])) / 2
-        # The same with a paced folder replay: the runtime's own share, without the GenICam driver.
-        for key, source in (("b", None), ("b_replay", replay_640x480(args.work_dir, half))):
-            summary = run(engine, half, 1, args.latency_s, source)
-            results[key] = summary
-            over, lat = summary["overhead_ms"], summary["latency_ms"]
-            print(f"({key}) {'viky' if source is None else 'replay'} {summary['camera_fps']:.1f} fps, batch 1:"
-                  f" latency p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} ms, engine p50 {summary['engine_ms_p50']:.2f} ms;"
-                  f" overhead p50 {over['p50']:.2f} p99 {over['p99']:.2f} max {over['max']:.2f} ms;"
-                  f" dropped {summary['dropped']}", flush=True)
+        if parts & {"a", "b"}:
+            single_camera(engine, args, results, parts)
+    if "c" in parts:
+        for count in args.cameras:
+            key = f"c_{count}cams_b{args.batch}_x{args.camera_factor:g}"
+            results[key] = several_cameras(model, count, args.batch, args, options)
     results["loadavg_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
+
+
+def single_camera(engine, args, results: dict, parts: set[str]) -> None:
+    """(a) and (b): one camera (and one replay) against ``engine``."""
+    # (a) a camera ~3x faster than the engine: the runtime must keep the engine busy. The machine
+    # is shared and its load drifts, so raw and pipeline runs alternate in short rounds and the
+    # ratio is taken per round (median) and pooled over all rounds.
+    for batch in sorted({1, args.batch}) if "a" in parts else ():
+        rounds = []
+        for _ in range(args.rounds):
+            raw_fps, raw_ms = raw_engine_fps(engine, batch, args.raw_s)
+            summary = run(engine, 3 * raw_fps, batch, args.run_s)
+            rounds.append({"raw_fps": raw_fps, "raw_ms_per_batch": raw_ms, "run_fps": summary["throughput_fps"],
+                           "ratio": summary["throughput_fps"] / raw_fps, "dropped": summary["dropped"],
+                           "lost": summary["lost"], "camera_fps": summary["camera_fps"]})
+        pooled = sum(r["run_fps"] for r in rounds) / sum(r["raw_fps"] for r in rounds)
+        median = float(np.median([r["ratio"] for r in rounds]))
+        results[f"a_b{batch}"] = {"rounds": rounds, "ratio_pooled": pooled, "ratio_median": median}
+        print(f"(a) batch {batch}: raw " + ", ".join(f"{r['raw_fps']:.1f}" for r in rounds)
+              + " fps; run " + ", ".join(f"{r['run_fps']:.1f}" for r in rounds)
+              + f" fps; run/raw pooled {100 * pooled:.1f} %, median {100 * median:.1f} %;"
+              f" lost {sum(r['lost'] for r in rounds)}", flush=True)
+
+    if "b" not in parts:
+        return
+    # (b) a camera at half the engine's batch-1 capacity: latency is engine time plus our overhead.
+    half = (float(np.median([r["raw_fps"] for r in results["a_b1"]["rounds"]])) if "a_b1" in results
+            else raw_engine_fps(engine, 1, args.raw_s)[0]) / 2
+    # The same with a paced folder replay: the runtime's own share, without the GenICam driver.
+    for key, source in (("b", None), ("b_replay", replay_640x480(args.work_dir, half))):
+        summary = run(engine, half, 1, args.latency_s, source)
+        results[key] = summary
+        over, lat = summary["overhead_ms"], summary["latency_ms"]
+        print(f"({key}) {'viky' if source is None else 'replay'} {summary['camera_fps']:.1f} fps, batch 1:"
+              f" latency p50 {lat['p50']:.2f} p99 {lat['p99']:.2f} ms, engine p50 {summary['engine_ms_p50']:.2f} ms;"
+              f" overhead p50 {over['p50']:.2f} p99 {over['p99']:.2f} max {over['max']:.2f} ms;"
+              f" dropped {summary['dropped']}", flush=True)
 
 
 if __name__ == "__main__":

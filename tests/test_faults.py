@@ -368,14 +368,16 @@ def test_restart_moves_a_truncated_last_line_aside_and_appends(onnx_model, repla
     assert strict_json((out / "summary.json").read_text())["run_id"] == run_ids[6]
 
 
-def test_a_stage_that_dies_turns_its_frames_into_error_decisions(onnx_model, replay, tmp_path):
+def test_a_stage_that_dies_turns_its_frames_into_error_decisions(onnx_model, replay, tmp_path, monkeypatch):
     from ard_edge.camera import FolderReplay
     from ard_edge.engines import open_engine
-    from ard_edge.runtime import DecisionLog, RuntimeConfig, run_pipeline
+    from ard_edge.runtime import DecisionLog, RuntimeConfig, inference, run_pipeline
 
-    # Built directly, so without validation: an infinite wait crashes the inference thread, as it
-    # did before validation refused it.
-    settings = RuntimeConfig(batch=4, max_wait_ms=float("inf"))
+    def bug(result):  # a bug inside the inference thread, after the engine ran
+        raise OverflowError("a bug")
+
+    monkeypatch.setattr(inference, "non_finite", bug)
+    settings = RuntimeConfig(batch=4)
     with open_engine(onnx_model) as engine, FolderReplay(replay, fps=50, loop=True) as source:  # paced: the queue runs dry
         summary = run_pipeline(source, engine, settings, [DecisionLog(tmp_path)], max_frames=10)
     decisions = read_lines(tmp_path / "decisions.jsonl")

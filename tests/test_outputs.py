@@ -80,8 +80,8 @@ def run_replay(model: Path, replay: Path, out: Path, config: AppConfig, frames: 
                during=None, evidence: bool = False):
     """Stream ``replay`` (looped; unpaced, so nothing is dropped) through ``model`` into the log and the outputs."""
     with open_engine(model) as engine, FolderReplay(replay, name="cam0", fps=fps, loop=True) as source:
-        context = context_of(config, engine)
-        sinks = [DecisionLog(out), *output_sinks(config, out, {"cam0": source}, context)]
+        context = context_of(config)
+        sinks = [DecisionLog(out), *output_sinks(config, out, {"cam0": source})]
         if evidence:
             sinks.append(EvidenceSaver(out, min_free_disk_mb=0))
         pipeline = Pipeline(source, engine, RuntimeConfig(status_interval_s=0.2), sinks, max_frames=frames,
@@ -103,7 +103,7 @@ def test_the_decision_log_follows_the_schema_with_model_id_line_station_and_evid
         validate(decision)
     first = decisions[0]
     assert first["schema"] == "ard-edge.decision/1"
-    assert first["model"] == {"name": first["engine"], "sha256": sha256_file(model)}
+    assert first["model_id"] == f"{model.name}@sha256:{sha256_file(model)}"
     assert (first["line"], first["station"], first["precision"]) == ("line-3", "st2", "fp32")
     verdicts = {d["verdict"] for d in decisions}
     assert "ERROR" in verdicts and len(verdicts) >= 2
@@ -292,7 +292,7 @@ def _decision(frame_id: int, verdict: str):
     return Decision(frame_id=frame_id, camera="cam0", timestamp=0, received="2026-12-01T10:00:00.000Z", score=1.0,
                     normalized_score=0.6, verdict=verdict, latency_ms=3.0, engine="onnxruntime:fp32:m.onnx",
                     reject=verdict == "FAIL", engine_ms=2.0, run_id="r1",
-                    model={"name": "onnxruntime:fp32:m.onnx", "sha256": "0" * 64}, precision="fp32",
+                    model_id="m.onnx@sha256:" + "0" * 64, precision="fp32",
                     station="st2")
 
 
@@ -355,7 +355,7 @@ async def _drive_handshake(endpoint: str, cycles: int) -> tuple[list[dict], int]
                 await asyncio.sleep(0.002)
 
         await until("Ready", True)
-        assert (await node("ModelId").read_value()).startswith("onnxruntime:fp32:")
+        assert (await node("ModelId").read_value()) == ""  # until the first decision names its model
         results = []
         for cycle in range(cycles):
             await node("Trigger").write_value(True)

@@ -55,6 +55,10 @@ class CameraConfig:
     # Software crop [x, y, w, h] applied by the runtime after capture (not by the camera).
     roi: tuple[int, int, int, int] | None = None
 
+    # The engine `ard-edge run` decides this camera's frames with; None: the one --engine names.
+    # Cameras naming the same file share one loaded engine and are batched together.
+    engine: Path | None = None
+
     @property
     def frame_rate_hz(self) -> float | None:
         return self.frame_rate

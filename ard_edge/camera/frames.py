@@ -110,6 +110,11 @@ class FrameSource(abc.ABC):
         """The vendor, model and serial of what produces the frames, for the decision log and summary."""
         return {"vendor": None, "model": type(self).__name__, "serial": None}
 
+    @property
+    def exposure_us(self) -> float | None:
+        """The exposure time the device reports now (microseconds); None when it has none."""
+        return None
+
     def select_channels(self, channels: int) -> str | None:
         """Switch to a pixel format with ``channels`` channels if the source offers one; return it, else None."""
         return None

@@ -340,6 +340,17 @@ class GenICamCamera(FrameSource):
         self._selected_format = choice
         return choice
 
+    @property
+    def exposure_us(self) -> float | None:
+        for feature in ("ExposureTime", "ExposureTimeAbs"):
+            value = self._node_value(feature)
+            if value is not None:
+                try:
+                    return float(value)
+                except ValueError:
+                    return None
+        return None
+
     def _node_value(self, feature: str) -> str | None:
         node_map = self.node_map
         if node_map is None:

@@ -21,6 +21,7 @@ COMMANDS = {
     "build-engine": ("ard_edge.cli.engine_cmds:build_engine", "Build a TensorRT or ONNX Runtime engine."),
     "predict": ("ard_edge.cli.predict_cmds:predict", "Score image files with an engine; write heatmaps."),
     "cameras": ("ard_edge.cli.camera_cmds:cameras", "List GenICam cameras and configured aliases."),
+    "capture": ("ard_edge.cli.capture_cmds:capture", "Save camera frames as PNG training images with a manifest."),
     "run": ("ard_edge.cli.run_cmds:run", "Stream camera frames to PASS/FAIL decisions."),
     "bench": ("ard_edge.cli.bench_cmds:bench", "Measure engine latency and throughput."),
 }

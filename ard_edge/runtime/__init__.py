@@ -13,7 +13,8 @@ Example::
 
 from ard_edge.runtime.config import AppConfig, RuntimeConfig, load_app_config
 from ard_edge.runtime.decision import ERROR, FAIL, PASS, VERDICTS, Decision
-from ard_edge.runtime.pipeline import Pipeline, batch_size_for, run_pipeline
+from ard_edge.runtime.inference import InferenceStage, batch_size_for
+from ard_edge.runtime.pipeline import Pipeline, run_pipeline
 from ard_edge.runtime.preprocess import crop_roi, prepare_frame
 from ard_edge.runtime.sinks import DECISIONS_NAME, DecisionLog, EvidenceSaver, RunInfo, Sink
 from ard_edge.runtime.summary import LiveStatus, RunSummary
@@ -28,6 +29,7 @@ __all__ = [
     "Decision",
     "DecisionLog",
     "EvidenceSaver",
+    "InferenceStage",
     "LiveStatus",
     "Pipeline",
     "RunInfo",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 # get() returns these instead of an item.
@@ -28,6 +29,7 @@ class StageQueue:
         self.drop_oldest = drop_oldest
         self.name = name
         self.blocked_s = 0.0  # total time producers waited on a full queue
+        self.on_change: Callable[[], None] | None = None  # called after each put and the close: a consumer of several queues waits on it
         self._items: collections.deque[Any] = collections.deque()
         self._closed = False
         lock = threading.Lock()
@@ -58,7 +60,9 @@ class StageQueue:
                     self.blocked_s += time.monotonic() - start
             self._items.append(item)
             self._not_empty.notify()
-            return evicted
+        if self.on_change is not None:
+            self.on_change()
+        return evicted
 
     def wait_for_room(self, timeout_s: float) -> None:
         """Wait until a put would neither evict nor block, the queue closes, or ``timeout_s`` passes."""
@@ -94,3 +98,5 @@ class StageQueue:
         with self._not_empty:
             self._closed = True
             self._not_empty.notify_all()
+        if self.on_change is not None:
+            self.on_change()

@@ -27,22 +27,10 @@ SCHEMA = "ard-edge.decision/1"
 
 @dataclasses.dataclass(frozen=True)
 class DecisionContext:
-    """What every decision of a run carries besides the frame's own facts."""
+    """What every decision of a run carries besides the frame's and the engine's own facts."""
 
-    model: dict[str, str] | None = None  # {"name": engine name, "sha256": of the engine file}
-    precision: str | None = None  # the engine's precision: fp32, fp16, int8
     line: str | None = None  # production line and station names from ard-edge.yaml
     station: str | None = None
-
-    @classmethod
-    def for_engine(cls, engine, line: str | None = None, station: str | None = None) -> DecisionContext:
-        """The model id binds the engine file's bytes, so a decision says exactly which model made it."""
-        from ard_edge._io import sha256_file
-
-        path = getattr(engine, "path", None)
-        digest = sha256_file(path) if path is not None and path.is_file() else None
-        precision = getattr(engine, "metadata", {}).get("precision", "fp32")
-        return cls({"name": engine.name, "sha256": digest}, precision, line, station)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,20 +57,14 @@ class Decision:
     run_id: str = ""  # the run that decided it: frame ids restart with every run, run ids do not
     device: dict[str, str | None] | None = None  # the camera's vendor, model and serial
     schema: str = SCHEMA
-    model: dict[str, str | None] | None = None  # engine name and the sha256 of its file
-    precision: str | None = None  # engine precision
+    precision: str | None = None  # engine precision, from its name
     evidence: str | None = None  # the saved image, relative to the run folder; never the image itself
     line: str | None = None  # from ard-edge.yaml `line:` / `station:`
     station: str | None = None
+    model_id: str = ""  # engine file name @ sha256 of its bytes: which model decided (changes on a swap)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-
-def model_id(model: dict[str, str | None] | None) -> str:
-    """``<engine name>@<sha256>``: the model id as one string (OPC UA ``ModelId``)."""
-    model = model or {}
-    return f"{model.get('name') or ''}@{model.get('sha256') or ''}"
 
 
 def as_error(decision: Decision, error: str, error_is_reject: bool = True) -> Decision:
@@ -148,7 +130,7 @@ def decide(
         error_is_reject: whether an ERROR part is rejected (``runtime.error_is_reject``).
         run_id: the run's id, recorded in the decision.
         device: the camera's vendor, model and serial, recorded in the decision.
-        context: model id, precision, line and station, recorded in the decision.
+        context: line and station, recorded in the decision.
     """
     context = context or DecisionContext()
     if error is not None:
@@ -164,6 +146,11 @@ def decide(
         verdict=verdict, latency_ms=round((decided_ns - frame.received_ns) / 1e6, 3), engine=engine,
         reject=verdict == FAIL or (verdict == ERROR and error_is_reject),
         engine_ms=None if result is None else round(engine_ms, 3), source=frame.source, error=error,
-        run_id=run_id, device=device, model=context.model, precision=context.precision, line=context.line,
-        station=context.station,
+        run_id=run_id, device=device, precision=_precision_of(engine), line=context.line, station=context.station,
     )
+
+
+def _precision_of(engine: str) -> str | None:
+    """``int8`` from an engine name ``backend:precision:file``; read per decision, as a swap may change it."""
+    parts = engine.split(":")
+    return parts[1] if len(parts) >= 3 else None

@@ -7,24 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from ard_edge.runtime.config import AppConfig
-from ard_edge.runtime.decision import DecisionContext, model_id
+from ard_edge.runtime.decision import DecisionContext
 from ard_edge.runtime.sinks.base import Sink
 
 
-def context_of(app: AppConfig, engine) -> DecisionContext:
-    """Model id, precision, line and station for every decision of a run with ``engine``."""
-    return DecisionContext.for_engine(engine, line=app.line or None, station=app.station)
+def context_of(app: AppConfig) -> DecisionContext:
+    """Line and station for every decision of a run."""
+    return DecisionContext(line=app.line or None, station=app.station)
 
 
-def output_sinks(app: AppConfig, out_dir: str | Path, sources: Mapping[str, Any],
-                 context: DecisionContext) -> list[Sink]:
-    """The MQTT, webhook and OPC UA sinks the config asks for (none by default).
+def output_sinks(app: AppConfig, out_dir: str | Path, sources: Mapping[str, Any]) -> list[Sink]:
+    """The MQTT, webhook and OPC UA sinks the config asks for (none by default), one each for all cameras.
 
     Args:
         app: the whole config (``outputs:``, ``station:``).
         out_dir: the run folder; network sinks keep their queues under ``outbox/``.
-        sources: camera alias -> open source, for the OPC UA ``Trigger``.
-        context: the run's decision context, for the OPC UA ``ModelId`` before a first decision.
+        sources: camera alias -> its source, for the OPC UA ``Trigger``.
     """
     outputs = app.outputs
     sinks: list[Sink] = []
@@ -39,5 +37,5 @@ def output_sinks(app: AppConfig, out_dir: str | Path, sources: Mapping[str, Any]
     if outputs.opcua is not None:
         from ard_edge.runtime.sinks.opcua import OpcUaSink
 
-        sinks.append(OpcUaSink(outputs.opcua, sources, model_id(context.model)))
+        sinks.append(OpcUaSink(outputs.opcua, sources))
     return sinks

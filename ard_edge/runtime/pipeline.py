@@ -1,4 +1,8 @@
-"""The streaming pipeline: capture -> preprocess -> inference -> outputs, one thread per stage.
+"""The streaming pipeline of one camera: capture -> preprocess -> inference -> outputs, a thread per stage.
+
+The inference stage (:class:`~ard_edge.runtime.inference.InferenceStage`) is the one stage a
+camera may share: cameras on one engine file feed one stage, which batches their frames
+together (see :mod:`ard_edge.runtime.multi`). A pipeline built without one makes its own.
 
 numpy, OpenCV and ONNX Runtime release the GIL, so the stages overlap: while the engine runs
 batch k, the next frames are fetched and resized. Bounded :class:`StageQueue` s sit between
@@ -18,7 +22,7 @@ decisions and the run stops. The fail-safe rules:
   :class:`~ard_edge.runtime.sinks.base.Sink`), acquisition stops and the frames in flight become
   ERROR decisions that are counted, not written; the summary says how many.
 
-The four stage loops live here, together, because they share the queues; what they count
+The capture, preprocess and output loops live here, together, because they share the queues; what they count
 (:class:`~ard_edge.runtime.counters.RunCounters`), the verdict rule
 (:func:`~ard_edge.runtime.decision.decide`) and the sink fan-out
 (:class:`~ard_edge.runtime.sinks.base.SinkFanout`) live beside them.
@@ -36,13 +40,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from ard_edge.camera.frames import Frame, FrameSource
-from ard_edge.engines.base import Engine, InferenceResult, InputSpec
-from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, ConfigError, EndOfStream, EngineError
+from ard_edge.engines.base import Engine
+from ard_edge.errors import CameraDisconnected, CameraError, CameraTimeout, ConfigError, EndOfStream
 from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.counters import RunCounters
-from ard_edge.runtime.decision import NON_FINITE_OUTPUT, DecisionContext, as_error, decide, new_run_id, non_finite, threshold_error
+from ard_edge.runtime.decision import DecisionContext, as_error, decide, new_run_id, threshold_error
+from ard_edge.runtime.inference import InferenceStage, Item, Outcome
 from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
 from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
 from ard_edge.runtime.summary import LiveStatus, RunSummary
@@ -51,34 +56,6 @@ log = logging.getLogger(__name__)
 
 _JOIN_SLICE_S = 0.2  # join() waits in slices so the main thread still runs signal handlers
 _ROOM_WAIT_S = 0.1  # bound on waiting for the inference queue, so a stalled stage cannot wedge us
-
-
-@dataclasses.dataclass
-class _Item:
-    """A frame on its way through the stages."""
-
-    frame: Frame
-    tensor: np.ndarray | None = None  # engine input (HxWxC), None when preprocessing failed
-    error: str | None = None  # why this frame cannot be inferred (bad frame)
-    ready_s: float = 0.0  # monotonic time it became ready for inference
-
-
-@dataclasses.dataclass
-class _Outcome:
-    """An inferred (or failed) item, ready to become a decision."""
-
-    item: _Item
-    result: InferenceResult | None
-    engine_ms: float | None
-    error: str | None = None
-
-
-def batch_size_for(spec: InputSpec, requested: int) -> int:
-    """Frames per engine call: ``requested`` within the engine's range; a fixed-batch engine's size."""
-    if spec.fixed_batch is not None:
-        return spec.fixed_batch
-    size = max(requested, spec.min_batch)
-    return size if spec.max_batch is None else min(size, spec.max_batch)
 
 
 class Pipeline:
@@ -99,7 +76,9 @@ class Pipeline:
         roi: ``[x, y, w, h]`` crop applied before resizing; None takes the source's own
             :attr:`~ard_edge.camera.FrameSource.roi`.
         run_id: recorded in every decision and the summary; a new one (UTC start time + random) when None.
-        context: model id, precision, line and station for every decision; the engine's when None.
+        inference: the inference stage this camera shares with others (see
+            :class:`~ard_edge.runtime.inference.InferenceStage`); a stage of its own over ``engine`` when None.
+        context: line and station names for every decision (ard-edge.yaml).
     """
 
     def __init__(
@@ -112,6 +91,7 @@ class Pipeline:
         duration_s: float | None = None,
         roi: Roi | None = None,
         run_id: str | None = None,
+        inference: InferenceStage | None = None,
         context: DecisionContext | None = None,
     ):
         if max_frames is not None and max_frames < 1:
@@ -119,13 +99,14 @@ class Pipeline:
         if duration_s is not None and not duration_s > 0:
             raise ConfigError(f"duration_s must be positive, got {duration_s}")
         self.source = source
-        self.engine = engine
         self.settings = settings or RuntimeConfig()
+        self._owns_stage = inference is None
+        self._stage = inference or InferenceStage(engine, self.settings)
         self._sinks = SinkFanout(sinks or [])
         self.max_frames = max_frames
         self.duration_s = duration_s
         self.roi = tuple(roi) if roi is not None else source.roi
-        self.batch_size = batch_size_for(engine.input_spec, self.settings.batch)
+        self.batch_size = self._stage.batch_size
         self.triggered = source.trigger_mode != "free_run"
         self.drops_frames = source.drops_when_behind
         capacity = max(self.settings.queue_size, self.batch_size)
@@ -133,6 +114,7 @@ class Pipeline:
         self._infer_q = StageQueue(capacity, self.drops_frames, "inference")
         # Decisions are never dropped: inference waits for the outputs if they fall behind.
         self._output_q = StageQueue(4 * capacity, False, "output")
+        self._stage.add_lane(self)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -146,13 +128,13 @@ class Pipeline:
         self._fault: str | None = None  # stop reason that overrides the capture loop's: stage_crashed, ...
         self._error: str | None = None
         self.run_id = run_id or new_run_id()
-        self._context = context or DecisionContext.for_engine(engine)
+        self._context = context or DecisionContext()
         self._device: dict[str, str | None] = {}
         # Frames admitted and neither decided nor dropped, oldest first, keyed by id(frame) (each
         # frame object lives here until it leaves, so its id stays unique).
         self._in_flight: dict[int, Frame] = {}
         self._record_failure: str | None = None  # why the decision log stopped, once it has
-        self._threshold_error = threshold_error(engine.threshold)
+        self._threshold_error = threshold_error(self.engine.threshold)
         self._non_finite_warning = Throttled(f"{source.name}: non-finite engine output (NaN/inf): ERROR decisions")
         self._disconnected = False
         self._drop_warning = Throttled(f"{source.name}: inference is behind the camera: dropped the oldest frames")
@@ -178,14 +160,15 @@ class Pipeline:
             self._prepare()
         except BaseException:
             self._exit.close()
+            self._infer_q.close()  # a shared inference stage must not wait for this camera
             raise
-        stages = [("capture", self._capture_loop), ("preprocess", self._preprocess_loop),
-                  ("inference", self._inference_loop), ("output", self._output_loop)]
+        stages = [("capture", self._capture_loop), ("preprocess", self._preprocess_loop), ("output", self._output_loop)]
         for name, target in stages:
             thread = threading.Thread(target=self._guarded, args=(name, target), name=f"ard-{name}", daemon=True)
             self._threads.append(thread)
         for thread in self._threads:
             thread.start()
+        self._stage.start()
         log.info("%s -> %s: streaming (batch %d, max wait %.1f ms, %s)", self.source.name, self.engine.name,
                  self.batch_size, self.settings.max_wait_ms,
                  "drop oldest when behind" if self.drops_frames else "backpressure, never drop")
@@ -208,11 +191,26 @@ class Pipeline:
         if self._summary is None:
             for thread in self._threads:
                 thread.join()
+            if self._owns_stage:
+                self._stage.close()
             self._decide_leftovers()
             self._exit.close()  # sinks (evidence drains here), then the source if we opened it
             self._summary = self._build_summary()
             log.info("run ended (%s): %s", self._summary.stop_reason, self._summary.lines()[1])
         return self._summary
+
+    @property
+    def engine(self) -> Engine:
+        """The engine this camera's frames run on now (a model swap replaces it)."""
+        return self._stage.engine
+
+    @property
+    def infer_q(self) -> StageQueue:
+        return self._infer_q
+
+    @property
+    def output_q(self) -> StageQueue:
+        return self._output_q
 
     @property
     def running(self) -> bool:
@@ -241,7 +239,7 @@ class Pipeline:
         if SwitchInterval.acquire(self.settings.gil_switch_interval_ms):
             self._exit.callback(SwitchInterval.release)
         # Warm up before the first frame is taken, so its latency does not carry first-call costs.
-        self.engine.warmup(2, batch=self.batch_size)
+        self._stage.warm_up()
         self._wall_offset_ns = time.time_ns() - time.monotonic_ns()
         self._device = self.source.device_info
         if self._threshold_error:
@@ -304,7 +302,7 @@ class Pipeline:
             self._fault = self._fault or "stage_crashed"
             self._error = self._error or f"the {name} stage crashed ({type(exc).__name__}: {exc})"
             self._stop.set()
-            inbox = {"preprocess": self._capture_q, "inference": self._infer_q, "output": self._output_q}.get(name)
+            inbox = {"preprocess": self._capture_q, "output": self._output_q}.get(name)
             if inbox is not None:  # let the stages upstream finish instead of waiting on a queue nobody empties
                 while inbox.get() is not CLOSED:
                     pass
@@ -371,7 +369,7 @@ class Pipeline:
             self._backpressure_warning.hit(f"; held back {queue.blocked_s:.1f} s so far at the {queue.name} queue")
         evicted = queue.put(item)
         if evicted is not None:
-            frame = evicted.frame if isinstance(evicted, _Item) else evicted
+            frame = evicted.frame if isinstance(evicted, Item) else evicted
             self._in_flight.pop(id(frame), None)
             self._counters.dropped_frame()
             if self.settings.log_frames:
@@ -393,7 +391,7 @@ class Pipeline:
                     self._infer_q.wait_for_room(_ROOM_WAIT_S)
                 if (frame := self._capture_q.get()) is CLOSED:
                     break
-                item = _Item(frame, error=frame.error)
+                item = Item(frame, error=frame.error)
                 if item.error is None:
                     try:
                         item.tensor = prepare_frame(frame, spec, self.roi)
@@ -404,62 +402,19 @@ class Pipeline:
         finally:
             self._infer_q.close()
 
-    def _inference_loop(self) -> None:
-        try:
-            closed = False
-            while not closed:
-                first = self._infer_q.get()
-                if first is CLOSED:
-                    break
-                batch, held, closed = self._collect_batch(first)
-                if batch:
-                    self._run_batch(batch)
-                if held is not None:  # a bad frame ends the batch so decisions keep capture order
-                    self._output_q.put(_Outcome(held, None, None))
-        finally:
-            self._output_q.close()
+    # -- what the inference stage reports (see inference.Lane)
 
-    def _collect_batch(self, first: _Item) -> tuple[list[_Item], _Item | None, bool]:
-        """Gather up to ``batch_size`` ready items, waiting at most ``max_wait_ms`` after the first was ready.
+    def on_batch(self, size: int, engine_ms: float) -> None:
+        self._counters.inferred_batch(size, engine_ms)
 
-        Returns:
-            (items to infer, a bad item that ended the batch or None, whether the queue closed)
-        """
-        if first.error is not None:
-            return [], first, False
-        batch = [first]
-        deadline_s = first.ready_s + self.settings.max_wait_ms / 1000.0
-        while len(batch) < self.batch_size:
-            item = self._infer_q.get(timeout_s=max(0.0, deadline_s - time.monotonic()))
-            if item is EMPTY:
-                break
-            if item is CLOSED:
-                return batch, None, True
-            if item.error is not None:
-                return batch, item, False
-            batch.append(item)
-        return batch, None, False
+    def on_non_finite(self) -> None:
+        self._counters.non_finite += 1
+        self._non_finite_warning.hit()
 
-    def _run_batch(self, items: list[_Item]) -> None:
-        frames = self.engine.input_spec.pad(np.stack([item.tensor for item in items]))
-        start = time.perf_counter()
-        try:
-            result = self.engine.infer(frames)
-        except Exception as exc:  # noqa: BLE001 - fail safe: the frames become ERROR decisions
-            message = f"engine failed on a batch of {len(items)}: {exc}"
-            log.warning("%s", message, exc_info=not isinstance(exc, EngineError))
-            for item in items:
-                self._output_q.put(_Outcome(item, None, None, message))
-            return
-        engine_ms = (time.perf_counter() - start) * 1000.0
-        self._counters.inferred_batch(len(items), engine_ms)
-        bad = non_finite(result)
-        for index, item in enumerate(items):
-            if bad[index]:
-                self._counters.non_finite += 1
-                self._non_finite_warning.hit()
-            error = self._threshold_error or (NON_FINITE_OUTPUT if bad[index] else None)
-            self._output_q.put(_Outcome(item, None if error else result[index], engine_ms, error))
+    def on_stage_crashed(self, error: str) -> None:
+        self._fault = self._fault or "stage_crashed"
+        self._error = self._error or error
+        self._stop.set()
 
     def _output_loop(self) -> None:
         interval_s = self.settings.status_interval_s
@@ -476,12 +431,13 @@ class Pipeline:
                 next_status_s = now_s + interval_s
         self._publish_status()
 
-    def _decide(self, outcome: _Outcome) -> None:
+    def _decide(self, outcome: Outcome) -> None:
         frame = outcome.item.frame
         decided_ns = time.monotonic_ns()
-        decision = decide(frame, outcome.result, outcome.item.error or outcome.error, self.engine.name,
+        decision = decide(frame, outcome.result, outcome.item.error or outcome.error, outcome.engine or self.engine.name,
                           outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject,
                           run_id=self.run_id, device=self._device, context=self._context)
+        decision = dataclasses.replace(decision, model_id=outcome.model_id or self._stage.model_id)
         if self._record_failure is not None:
             decision = as_error(decision, f"not recorded: {self._record_failure}", self.settings.error_is_reject)
         failure = self._sinks.on_decision(decision, frame, None if decision.error else outcome.result)
@@ -508,7 +464,7 @@ class Pipeline:
         if leftovers:
             log.error("%d frame(s) held by a stage that died become ERROR decisions", len(leftovers))
         for frame in leftovers:
-            self._decide(_Outcome(_Item(frame), None, None, self._error or "lost inside the pipeline"))
+            self._decide(Outcome(Item(frame), None, None, self._error or "lost inside the pipeline"))
 
     def _publish_status(self) -> None:
         if self._sinks.sinks:  # nobody to tell: skip the percentiles
@@ -526,6 +482,8 @@ class Pipeline:
             device=self._device,
             sink_stats=self._sinks.stats(),
             sink_notes=self._sinks.notes(),
+            model_id=self._stage.model_id,
+            model_swaps=self._stage.swaps,
         )
 
 

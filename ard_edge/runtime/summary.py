@@ -7,6 +7,7 @@ import dataclasses
 import math
 import random
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,8 @@ class RunSummary:
     non_finite: int = 0  # frames whose engine output held a NaN or infinity: ERROR decisions
     sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters, merged
     sink_notes: list[str] = dataclasses.field(default_factory=list)  # each sink's phrase for lines()
+    model_id: str = ""  # the model deciding at the end: engine file name @ its sha256
+    model_swaps: int = 0  # engines swapped in while the run went on (decisions name each one's model_id)
 
     @property
     def lost(self) -> int:
@@ -147,7 +150,35 @@ class RunSummary:
             f" max {format_ms(lat.get('max'))}; engine per batch p50 {format_ms(self.engine_ms_p50)} ms"
             f" (mean batch {self.mean_batch:.2f})",
             f"throughput {self.throughput_fps:.1f} fps over {self.wall_s:.1f} s",
+            *([f"model swapped {self.model_swaps} time(s) without stopping; now {self.model_id}"] if self.model_swaps else []),
         ]
+
+
+def totals(summaries: Sequence[RunSummary]) -> dict[str, Any]:
+    """The cameras of one run added up: the ``total`` section of a several-camera summary."""
+    decisions = empty_decisions()
+    for summary in summaries:
+        for verdict, count in summary.decisions.items():
+            decisions[verdict] += count
+    return {
+        "cameras": len(summaries),
+        "frames_captured": sum(s.frames_captured for s in summaries),
+        "decisions": decisions,
+        "dropped": sum(s.dropped for s in summaries),
+        "rejects": sum(s.rejects for s in summaries),
+        "lost": sum(s.lost for s in summaries),
+        "throughput_fps": sum(s.throughput_fps for s in summaries),  # the cameras run at the same time
+        "wall_s": max((s.wall_s for s in summaries), default=0.0),
+    }
+
+
+def total_line(total: dict[str, Any]) -> str:
+    """:func:`totals` as the summary's last line."""
+    d = total["decisions"]
+    return (f"total over {total['cameras']} cameras: frames captured {total['frames_captured']}: PASS {d['PASS']},"
+            f" FAIL {d['FAIL']}, ERROR {d['ERROR']}, dropped {total['dropped']} (rejects {total['rejects']})"
+            + (f"; LOST {total['lost']}" if total["lost"] else "")
+            + f"; throughput {total['throughput_fps']:.1f} fps over {total['wall_s']:.1f} s")
 
 
 def empty_decisions() -> dict[str, int]:

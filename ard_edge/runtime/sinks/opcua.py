@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ard_edge.errors import MissingDependency, OutputError
-from ard_edge.runtime.decision import ERROR, FAIL, PASS, model_id
+from ard_edge.runtime.decision import ERROR, FAIL, PASS
 from ard_edge.runtime.outputs_config import OpcUaConfig, credentials
 from ard_edge.runtime.sinks.base import Sink
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # name -> (initial value, OPC UA type, writable by clients)
 VARIABLES: dict[str, tuple[Any, str, bool]] = {
     "Ready": (False, "Boolean", False),  # the camera's pipeline is running
-    "ModelId": ("", "String", False),  # engine name @ sha256 of the engine file
+    "ModelId": ("", "String", False),  # engine file name @ sha256 of it, from the latest decision
     "LastVerdict": ("", "String", False),  # PASS, FAIL or ERROR of the latest decision
     "LastScore": (float("nan"), "Double", False),  # NaN for ERROR
     "LastFrameId": (-1, "Int64", False),
@@ -74,18 +74,16 @@ class _Handshake:
 
 
 class OpcUaSink(Sink):
-    """Host the OPC UA server for a run; one instance serves every camera of the process.
+    """Host the OPC UA server for a run; one instance serves every camera (a MultiRun ``shared`` sink).
 
     Args:
         config: the ``outputs.opcua`` section.
         sources: camera alias -> its open :class:`~ard_edge.camera.FrameSource`, for ``Trigger``.
-        model_id: shown as ``ModelId`` until a decision says otherwise.
     """
 
-    def __init__(self, config: OpcUaConfig, sources: Mapping[str, Any] | None = None, model_id: str = ""):
+    def __init__(self, config: OpcUaConfig, sources: Mapping[str, Any] | None = None):
         self.config = config
         self.sources = dict(sources or {})
-        self.model_id = model_id
         self._user = credentials(config.username_env, config.password_env, "outputs.opcua")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -95,7 +93,6 @@ class OpcUaSink(Sink):
         self._nodes: dict[str, dict[str, Any]] = {}  # camera -> name -> node id
         self._handshakes: dict[str, _Handshake] = {}
         self._started = threading.Event()
-        self._users = 0  # pipelines that started this sink; the server stops with the last one
         self._start_error: BaseException | None = None
         self._events: asyncio.Queue | None = None  # (handler, args) from other threads, run in order
         self.counts = {"opcua_triggers": 0, "opcua_triggers_refused": 0, "opcua_result_timeouts": 0}
@@ -103,7 +100,6 @@ class OpcUaSink(Sink):
     # -- Sink
 
     def on_start(self, run) -> None:
-        self._users += 1
         if self._thread is None:
             self._thread = threading.Thread(target=self._serve, name="ard-opcua", daemon=True)
             self._thread.start()
@@ -123,11 +119,9 @@ class OpcUaSink(Sink):
         return dict(self.counts)
 
     def close(self) -> None:
-        self._users -= 1
-        thread = self._thread
-        if thread is None or self._users > 0:  # closed, or another pipeline (camera) still uses the server
+        thread, self._thread = self._thread, None
+        if thread is None:
             return
-        self._thread = None
         if thread.is_alive():  # else the server already stopped (and said why)
             self._loop.call_soon_threadsafe(self._events.put_nowait, None)  # after every queued decision
             thread.join(10.0)
@@ -197,7 +191,7 @@ class OpcUaSink(Sink):
         folder = await self._server.nodes.objects.add_object(ua.NodeId(camera, self._ns), f"{self._ns}:{camera}")
         nodes = {}
         for name, (value, kind, writable) in VARIABLES.items():
-            variant = ua.Variant(self.model_id if name == "ModelId" else value, getattr(ua.VariantType, kind))
+            variant = ua.Variant(value, getattr(ua.VariantType, kind))
             node = await folder.add_variable(ua.NodeId(f"{camera}.{name}", self._ns), f"{self._ns}:{name}", variant)
             if writable:
                 await node.set_writable()
@@ -220,7 +214,7 @@ class OpcUaSink(Sink):
         camera = decision.camera
         score = float("nan") if decision.score is None else decision.score
         await self._write(camera, LastVerdict=decision.verdict, LastScore=score, LastFrameId=decision.frame_id,
-                          LastTimestamp=decision.received, LastReject=decision.reject, ModelId=model_id(decision.model))
+                          LastTimestamp=decision.received, LastReject=decision.reject, ModelId=decision.model_id)
         shake = self._handshakes[camera]
         shake.verdicts[decision.verdict] += 1
         await self._write(camera, **{_COUNTERS[decision.verdict]: shake.verdicts[decision.verdict]})

@@ -105,9 +105,8 @@ class ForwardingSink(Sink):
         self.wake = threading.Event()
         self._stop_by_s = float("inf")  # monotonic deadline for draining, set by close()
         self.counts = {"delivered": 0, "errors": 0}
-        self._lock = threading.Lock()  # one sink may serve several pipelines (cameras)
+        self._lock = threading.Lock()  # several cameras' pipelines start it (MultiRun's shared sinks)
         self._thread: threading.Thread | None = None
-        self._users = 0  # pipelines that started this sink; it closes with the last one
         if leftover := len(self.queue):
             log.info("%s: %d undelivered decision(s) from an earlier run are queued first", name, leftover)
 
@@ -123,7 +122,6 @@ class ForwardingSink(Sink):
                 self._thread.start()
 
     def on_start(self, run) -> None:
-        self._users += 1
         self.start_delivery()
 
     def on_decision(self, decision, frame, result) -> None:
@@ -151,9 +149,6 @@ class ForwardingSink(Sink):
         return f"{self.name}: delivered {s['delivered']}, queued {s['queued']}, dropped {s['dropped']}, errors {s['errors']}"
 
     def close(self) -> None:
-        self._users -= 1
-        if self._users > 0:
-            return  # another pipeline (camera) still uses this sink
         thread, self._thread = self._thread, None
         self._stop_by_s = time.monotonic() + self.drain_s
         self.stopping.set()
