@@ -123,12 +123,12 @@ def replay_640x480(work_dir: Path, frame_rate: float, name: str | None = None):
     return FolderReplay(folder, name=name, fps=frame_rate, loop=True)
 
 
-def run(engine, frame_rate: float, batch: int, seconds: float, source=None) -> dict:
+def run(engine, frame_rate: float, batch: int, seconds: float, source=None, sinks=None) -> dict:
     from ard_edge.runtime import RuntimeConfig, run_pipeline
 
     settings = RuntimeConfig(batch=batch, max_wait_ms=5.0 if batch > 1 else 0.0)
     source = source or viky_640x480(frame_rate)
-    summary = run_pipeline(source, engine, settings, duration_s=seconds)
+    summary = run_pipeline(source, engine, settings, sinks=sinks, duration_s=seconds)
     result = summary.to_dict()
     result["camera_fps"] = min(200.0, frame_rate)
     return result

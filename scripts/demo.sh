@@ -36,6 +36,14 @@ fi
 step "predict on the test images with the built engine"
 ard-edge predict --engine "$DEMO/engines/demo.engine" "$DEMO/data/test" --out "$DEMO/predictions"
 
+# -- live page (docs/live.md): each camera step serves it and prints its URL. ARD_EDGE_DEMO_HTTP picks the
+# address (default: a free local port); ARD_EDGE_DEMO_KEEP_SERVING=1 keeps the replay step's page (PASS and
+# FAIL parts) up after its frames, until Ctrl-C, and the demo goes on after that.
+LIVE=(--http "${ARD_EDGE_DEMO_HTTP:-127.0.0.1:0}")
+KEEP=()
+if [ -n "${ARD_EDGE_DEMO_KEEP_SERVING:-}" ]; then KEEP=(--keep-serving); fi
+# -- end live page
+
 # The replay camera stands in for the line camera: the test set, good parts and defects mixed,
 # one folder (links named <type>_<file>, so each decision's `source` names its defect type).
 step "stream the test set through the replay camera at a line rate of 20 parts/s: good parts PASS, defects FAIL"
@@ -45,7 +53,7 @@ for image in "$DEMO"/data/test/*/*.png; do
   ln -s "$(realpath "$image")" "$DEMO/line_camera/${kind}_$(basename "$image")"
 done
 ard-edge run --camera "folder:$DEMO/line_camera" --fps 20 --engine "$DEMO/engines/demo.engine" \
-  --batch 4 --out "$DEMO/line"
+  --batch 4 --out "$DEMO/line" "${LIVE[@]}" "${KEEP[@]}"
 echo "heatmaps of the FAIL parts: $DEMO/line/fail/"
 
 # cam0 in examples/ard-edge.yaml says `simulator: true`: the simulator is never a silent fallback.
@@ -66,7 +74,7 @@ ard-edge build-engine --onnx "$DEMO/viky/export/viky.onnx" --precision fp32 --ba
 
 step "stream the simulated camera through its own model: its frames PASS"
 ard-edge run --camera cam0 --config examples/ard-edge.yaml --engine "$DEMO/viky/engines/viky.engine" \
-  --max-frames 200 --batch 4 --out "$DEMO/viky/line"
+  --max-frames 200 --batch 4 --out "$DEMO/viky/line" "${LIVE[@]}"
 
 bash scripts/demo_mqtt.sh "$DEMO"  # issue 15: MQTT output to a local mosquitto, when one is installed
 

@@ -21,6 +21,7 @@ LAYERS = (
     ("cli",),
     ("__init__",),  # the package face: open_engine, the error names, __version__
     ("bench",),  # bench --pipeline measures the runtime
+    ("runtime/live",),  # run --http: the live page reads the runtime's sinks and status
     ("runtime", "training"),
     ("deploy",),  # build-engine: calibrate, then build
     ("calibration", "export"),

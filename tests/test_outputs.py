@@ -193,7 +193,7 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
     assert summary.sink_stats["mqtt_delivered"] >= len(logged) and summary.sink_stats["mqtt_queued"] == 0
     assert summary.sink_stats["mqtt_dropped"] == 0
     assert statuses[0] == b"online" and statuses[-1] == b"offline"  # retained, and said again on a clean close
-    assert stats and json.loads(stats[-1])["sinks"]["mqtt_delivered"] > 0  # the live status carries the counters
+    assert stats and json.loads(stats[-1])["sink_stats"]["mqtt_delivered"] > 0  # the live status carries the counters
     assert all(topic == "ard-edge/st2/cam0/decision" for topic, _, _ in subscriber.messages
                if topic.endswith("/decision"))
 

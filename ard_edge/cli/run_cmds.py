@@ -47,13 +47,18 @@ _PLAIN_STATUS_EVERY_S = 10.0  # status line period when stderr is a log file, no
 @click.option("--loop", is_flag=True, help="Replay folder:/video: sources endlessly.")
 @click.option("--engine-threads", type=click.IntRange(min=1),
               help="CPU threads for a CPU engine; cores - 1 leaves one to capture and preprocessing.")
-def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads):
+@click.option("--http", "http_listen", metavar="HOST:PORT",
+              help="Serve the live page, /metrics and health endpoints here (overrides http.listen).")
+@click.option("--keep-serving", is_flag=True, help="With --http: keep serving after the run until Ctrl-C.")
+def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, max_wait_ms, fps, loop, engine_threads,
+        http_listen, keep_serving):
     """Stream camera frames to PASS/FAIL decisions until the frame/time limit or Ctrl-C."""
     import functools
 
     from ard_edge import open_engine
     from ard_edge._io import folder_lock
     from ard_edge.camera import source_from_spec
+    from ard_edge.cli._live import serve_until_signal, start_live
     from ard_edge.runtime import load_app_config
     from ard_edge.runtime.multi import CameraJob, MultiRun
     from ard_edge.runtime.outputs import context_of, output_sinks
@@ -64,10 +69,11 @@ def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, m
     folders = {spec: out if len(plan) == 1 else out / camera_folder(spec) for spec, _ in plan}
     with contextlib.ExitStack() as stack:
         stack.enter_context(folder_lock(out))  # before anything is appended: one run per folder
+        live = start_live(stack, app.http, http_listen)
         jobs = []
         for spec, engine_file in plan:
             source = source_from_spec(spec, app.cameras, fps=fps, loop=loop)  # its pipeline opens and closes it
-            sinks = functools.partial(_camera_sinks, folders[spec], settings)
+            sinks = functools.partial(_camera_sinks, folders[spec], settings, live)
             jobs.append(CameraJob(source, engine_file, sinks))
         # MQTT, webhook, OPC UA (docs/outputs.md): one of each for all cameras, queues under out/outbox/
         outputs = output_sinks(app, out, {job.source.name: job.source for job in jobs})
@@ -78,12 +84,15 @@ def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, m
             multi.start()
             summaries = multi.join()
         _report(summaries, [folders[spec] for spec, _ in plan], out)
+        if live and keep_serving:
+            serve_until_signal(live)
 
 
-def _camera_sinks(folder: Path, settings):
+def _camera_sinks(folder: Path, settings, live):
     from ard_edge.runtime import DecisionLog, EvidenceSaver
 
-    return [DecisionLog(folder, settings.rotate_mb), EvidenceSaver.from_settings(folder, settings)]
+    return [DecisionLog(folder, settings.rotate_mb), EvidenceSaver.from_settings(folder, settings),
+            *([live.board.sink(folder)] if live else [])]
 
 
 def _camera_plan(cameras: tuple[str, ...], engine_path: Path | None, configured) -> list[tuple[str, Path]]:
@@ -225,6 +234,6 @@ def format_status(status) -> str:
         f" p99 {format_ms(status.latency_p99_ms, 1)} ms | PASS {d['PASS']} FAIL {d['FAIL']} ERROR {d['ERROR']}"
         f" | dropped {status.dropped}"
         # network outputs (docs/outputs.md): what waits on disk for a broker or endpoint
-        + "".join(f" | {key[:-len('_queued')]} queued {value}" for key, value in status.sinks.items()
+        + "".join(f" | {key[:-len('_queued')]} queued {value}" for key, value in status.sink_stats.items()
                   if key.endswith("_queued"))
     )

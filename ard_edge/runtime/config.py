@@ -72,6 +72,33 @@ _POSITIVE = {"rotate_mb", "startup_timeout_s", "status_interval_s"}  # 0 is out 
 
 
 @dataclasses.dataclass(frozen=True)
+class HttpConfig:
+    """The ``http:`` section: the live page, ``/metrics`` and health endpoints of ``ard-edge run``."""
+
+    listen: str = ""  # HOST:PORT to serve on (``--http`` overrides); empty serves nothing
+    max_fps: float = 5.0  # live frames encoded per camera and second, at most, while a viewer is connected
+    fails_shown: int = 12  # FAIL thumbnails on the page
+
+    def validate(self, path: str = "") -> None:
+        prefix = path or "http"
+        if self.listen:
+            check(split_listen(self.listen) is not None, f"{prefix}.listen",
+                  f"expected HOST:PORT (e.g. 127.0.0.1:8080), got {self.listen!r}")
+        check(math.isfinite(self.max_fps) and 0 < self.max_fps <= 60, f"{prefix}.max_fps",
+              f"must be a finite number above 0 and at most 60, got {self.max_fps}")
+        check(1 <= self.fails_shown <= 100, f"{prefix}.fails_shown", f"must be from 1 to 100, got {self.fails_shown}")
+
+
+def split_listen(listen: str) -> tuple[str, int] | None:
+    """``"127.0.0.1:8080"`` -> ``("127.0.0.1", 8080)``, ``"[::1]:0"`` -> ``("::1", 0)``; None when malformed."""
+    host, sep, port = listen.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        return None
+    return host, int(port)
+
+
+@dataclasses.dataclass(frozen=True)
 class AppConfig:
     """Everything ard-edge.yaml can hold; every section is optional."""
 
@@ -84,6 +111,8 @@ class AppConfig:
     station: str = "station"
     # MQTT, webhook and OPC UA outputs (docs/outputs.md); the decision log is always on.
     outputs: OutputsConfig = dataclasses.field(default_factory=OutputsConfig)
+    # The live page, /metrics and health endpoints (off unless listen or --http is given).
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
 
     def validate(self, path: str = "") -> None:
         prefix = f"{path}.cameras" if path else "cameras"

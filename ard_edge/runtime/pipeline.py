@@ -218,8 +218,10 @@ class Pipeline:
 
     def status(self) -> LiveStatus:
         """A snapshot of the live counters, safe to call from any thread."""
-        backlog = len(self._capture_q) + len(self._infer_q) + len(self._output_q)
-        return dataclasses.replace(self._counters.status(self.source.name, backlog), sinks=self._sinks.stats())
+        queues = {queue.name: len(queue) for queue in (self._capture_q, self._infer_q, self._output_q)}
+        status = self._counters.status(self.source.name, sum(queues.values()))
+        return dataclasses.replace(status, camera_state="reconnecting" if self._disconnected else "streaming",
+                                   queues=queues, camera_stats=dict(self.source.stats), sink_stats=self._sinks.stats())
 
     def __enter__(self) -> Pipeline:
         return self.start()

@@ -79,7 +79,10 @@ class LiveStatus:
     latency_p50_ms: float
     latency_p99_ms: float
     backlog: int  # frames waiting between stages
-    sinks: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters (Sink.stats), merged
+    camera_state: str = "streaming"  # or "reconnecting": the camera was lost and no frame has come since
+    queues: dict[str, int] = dataclasses.field(default_factory=dict)  # frames waiting, per stage queue
+    camera_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # the source's timeouts, reconnects...
+    sink_stats: dict[str, int] = dataclasses.field(default_factory=dict)  # every sink's counters, merged
 
 
 @dataclasses.dataclass

@@ -136,7 +136,7 @@ class EvidenceSaver(Sink):
 
         from ard_edge.data import write_png  # loads cv2, like this method: only once images are saved
 
-        stem = self.out_dir / kind / _file_stem(decision)
+        stem = self.out_dir / kind / evidence_stem(decision)
         image = frame.image
         bgr = image if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         write_png(stem.with_name(stem.name + ".png"), bgr)
@@ -160,8 +160,9 @@ class EvidenceSaver(Sink):
         return True
 
 
-def _file_stem(decision) -> str:
-    """``20261128T153006.123Z_cam0_00000042``: sorts by time, unique across restarts."""
+def evidence_stem(decision) -> str:
+    """The file name of a decision's evidence, without ``.png``: ``20261128T153006.123Z_cam0_00000042``
+    (sorts by time, unique across restarts; the live page links to it)."""
     when = decision.received.replace("-", "").replace(":", "")
     camera = re.sub(r"[^A-Za-z0-9_.-]+", "_", decision.camera).strip("_")[-40:] or "camera"
     return f"{when}_{camera}_{decision.frame_id:08d}"

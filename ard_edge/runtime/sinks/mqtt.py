@@ -75,7 +75,7 @@ class MqttSink(ForwardingSink):
             return
         self._last_stats_s[status.camera] = now_s
         if self._connected.is_set():  # stats are a snapshot: not worth queueing while offline
-            payload = json.dumps(json_safe(dataclasses.asdict(status)))  # sinks: every sink's counters
+            payload = json.dumps(json_safe(dataclasses.asdict(status)))  # sink_stats: every sink's counters
             self._client.publish(f"{self.base}/{topic_part(status.camera)}/stats", payload, qos=0)
 
     def close_connection(self) -> None:
