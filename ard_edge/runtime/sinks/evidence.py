@@ -90,7 +90,7 @@ class EvidenceSaver(Sink):
             self.warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
                             "the disk is slower than the FAIL rate")
             return None
-        return f"{kind}/{_file_stem(decision)}.png"
+        return f"{kind}/{evidence_stem(decision)}.png"
 
     def stats(self) -> dict[str, int]:
         skipped = sum(v for k, v in self._counts.items() if k.startswith("evidence_skipped"))
