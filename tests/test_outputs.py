@@ -182,7 +182,6 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
         _wait_for(lambda: len({d["frame_id"] for d in subscriber.decisions()}) >= len(logged), fail=False)
         received = subscriber.decisions()
         statuses = subscriber.payloads("/status")
-        stats = subscriber.payloads("/cam0/stats")
     finally:
         subscriber.close()
         broker.stop()
@@ -193,7 +192,6 @@ def test_mqtt_delivers_every_decision_across_a_broker_restart(model, replay, tmp
     assert summary.sink_stats["mqtt_delivered"] >= len(logged) and summary.sink_stats["mqtt_queued"] == 0
     assert summary.sink_stats["mqtt_dropped"] == 0
     assert statuses[0] == b"online" and statuses[-1] == b"offline"  # retained, and said again on a clean close
-    assert stats and json.loads(stats[-1])["sink_stats"]["mqtt_delivered"] > 0  # the live status carries the counters
     assert all(topic == "ard-edge/st2/cam0/decision" for topic, _, _ in subscriber.messages
                if topic.endswith("/decision"))
 
@@ -212,12 +210,23 @@ def test_an_unreachable_broker_at_start_queues_and_says_so(model, replay, tmp_pa
         sink = MqttSink(MqttConfig(port=broker.port), tmp_path, "st2")
         sink.on_start(None)
         _wait_for(lambda: len(subscriber.decisions()) >= 10)
+        sink.on_status(_status(sink.stats()))  # the periodic stats carry the live status and the counters
+        _wait_for(lambda: subscriber.payloads("/cam0/stats"))
         sink.close()
+        stats = json.loads(subscriber.payloads("/cam0/stats")[-1])
         received = [d["frame_id"] for d in subscriber.decisions()]
     finally:
         subscriber.close()
         broker.stop()
     assert received == [d["frame_id"] for d in read_log(tmp_path)]
+    assert stats["camera"] == "cam0" and stats["sink_stats"]["mqtt_delivered"] > 0
+
+
+def _status(sinks: dict[str, int]):
+    from ard_edge.runtime.summary import LiveStatus
+
+    return LiveStatus("cam0", 1.0, 10, {"PASS": 10, "FAIL": 0, "ERROR": 0}, 0, 10.0, 2.0, 3.0, 0,
+                      sink_stats=sinks)
 
 
 @needs_mosquitto

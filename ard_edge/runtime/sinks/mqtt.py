@@ -73,8 +73,8 @@ class MqttSink(ForwardingSink):
         now_s = time.monotonic()
         if now_s - self._last_stats_s.get(status.camera, -float("inf")) < self.config.stats_interval_s:
             return
-        self._last_stats_s[status.camera] = now_s
         if self._connected.is_set():  # stats are a snapshot: not worth queueing while offline
+            self._last_stats_s[status.camera] = now_s
             payload = json.dumps(json_safe(dataclasses.asdict(status)))  # sink_stats: every sink's counters
             self._client.publish(f"{self.base}/{topic_part(status.camera)}/stats", payload, qos=0)
 
