@@ -76,4 +76,6 @@ step "stream the simulated camera through its own model: its frames PASS"
 ard-edge run --camera cam0 --config examples/ard-edge.yaml --engine "$DEMO/viky/engines/viky.engine" \
   --max-frames 200 --batch 4 --out "$DEMO/viky/line" "${LIVE[@]}"
 
+bash scripts/demo_mqtt.sh "$DEMO"  # issue 15: MQTT output to a local mosquitto, when one is installed
+
 printf '\nDone. Everything is under %s/ (decisions: %s/line/decisions.jsonl, evidence: %s/line/fail/).\n' "$DEMO" "$DEMO" "$DEMO"

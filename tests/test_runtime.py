@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import torch
 
+from _waiting import wait_for as _wait_for
 from ard_edge.camera import CameraConfig, FolderReplay, GenICamCamera, open_source, simulator_producer
 from ard_edge.engines import open_engine
 from ard_edge.engines.base import InputSpec
@@ -425,12 +426,3 @@ class _Recorder(Sink):
 
 def _lines(path: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
-
-
-def _wait_for(condition, timeout_s: float = 20.0, fail: bool = True) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            assert not fail, "timed out waiting"
-            return
-        time.sleep(0.02)

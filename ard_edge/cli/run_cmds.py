@@ -61,6 +61,7 @@ def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, m
     from ard_edge.cli._live import serve_until_signal, start_live
     from ard_edge.runtime import load_app_config
     from ard_edge.runtime.multi import CameraJob, MultiRun
+    from ard_edge.runtime.outputs import context_of, output_sinks
 
     app = load_app_config(config_path)
     settings = _with_overrides(app.runtime, batch=batch, max_wait_ms=max_wait_ms)
@@ -74,8 +75,11 @@ def run(cameras, engine_path, config_path, out, max_frames, duration_s, batch, m
             source = source_from_spec(spec, app.cameras, fps=fps, loop=loop)  # its pipeline opens and closes it
             sinks = functools.partial(_camera_sinks, folders[spec], settings, live)
             jobs.append(CameraJob(source, engine_file, sinks))
+        # MQTT, webhook, OPC UA (docs/outputs.md): one of each for all cameras, queues under out/outbox/
+        outputs = output_sinks(app, out, {job.source.name: job.source for job in jobs})
         multi = MultiRun(jobs, functools.partial(open_engine, threads=engine_threads), settings,
-                         shared=[ConsoleStatus(sys.stderr)], max_frames=max_frames, duration_s=duration_s)
+                         shared=[*outputs, ConsoleStatus(sys.stderr)], max_frames=max_frames, duration_s=duration_s,
+                         context=context_of(app))
         with _stop_on_signals(multi):
             multi.start()
             summaries = multi.join()
@@ -229,4 +233,7 @@ def format_status(status) -> str:
         f"{status.camera} {status.elapsed_s:6.0f} s | {status.fps:6.1f} fps | latency p50 {format_ms(status.latency_p50_ms, 1)}"
         f" p99 {format_ms(status.latency_p99_ms, 1)} ms | PASS {d['PASS']} FAIL {d['FAIL']} ERROR {d['ERROR']}"
         f" | dropped {status.dropped}"
+        # network outputs (docs/outputs.md): what waits on disk for a broker or endpoint
+        + "".join(f" | {key[:-len('_queued')]} queued {value}" for key, value in status.sink_stats.items()
+                  if key.endswith("_queued"))
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from ard_edge.camera.config import CameraConfig
 from ard_edge.config import check, from_dict, load_yaml
 from ard_edge.errors import ConfigError
+from ard_edge.runtime.outputs_config import OutputsConfig
 
 DEFAULT_CONFIG_PATH = Path("ard-edge.yaml")
 
@@ -105,6 +106,11 @@ class AppConfig:
     cameras: dict[str, CameraConfig] = dataclasses.field(default_factory=dict)
     # How `ard-edge run` batches, decides, logs and keeps evidence.
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    # Names every decision carries (and MQTT topics and OPC UA objects use); empty: not recorded.
+    line: str = ""
+    station: str = "station"
+    # MQTT, webhook and OPC UA outputs (docs/outputs.md); the decision log is always on.
+    outputs: OutputsConfig = dataclasses.field(default_factory=OutputsConfig)
     # The live page, /metrics and health endpoints (off unless listen or --http is given).
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
 
@@ -114,6 +120,10 @@ class AppConfig:
             # folder:PATH and video:PATH are replay specs, so an alias cannot hold a colon.
             check(isinstance(alias, str) and alias != "" and ":" not in alias, f"{prefix}.{alias}",
                   "a camera alias must be a non-empty name without ':'")
+        for name in ("line", "station"):  # both end up in MQTT topics
+            check(not set(getattr(self, name)) & set("/#+"), f"{path}.{name}" if path else name,
+                  "must not contain / # or + (it is part of MQTT topics)")
+        check(self.station != "", f"{path}.station" if path else "station", "must not be empty")
 
 
 def load_app_config(path: Path | None) -> AppConfig:

@@ -20,6 +20,18 @@ FAIL = "FAIL"
 ERROR = "ERROR"  # no verdict could be reached (engine fault, bad frame); a reject unless configured
 VERDICTS = (PASS, FAIL, ERROR)
 
+# The version every emitted decision carries (log, MQTT, webhook); docs/decision.schema.json
+# describes it. Adding an optional field keeps /1; renaming or removing one makes it /2.
+SCHEMA = "ard-edge.decision/1"
+
+
+@dataclasses.dataclass(frozen=True)
+class DecisionContext:
+    """What every decision of a run carries besides the frame's and the engine's own facts."""
+
+    line: str | None = None  # production line and station names from ard-edge.yaml
+    station: str | None = None
+
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
@@ -44,7 +56,12 @@ class Decision:
     error: str | None = None  # ERROR only: what went wrong
     run_id: str = ""  # the run that decided it: frame ids restart with every run, run ids do not
     device: dict[str, str | None] | None = None  # the camera's vendor, model and serial
-    model_id: str = ""
+    schema: str = SCHEMA
+    precision: str | None = None  # engine precision, from its name
+    evidence: str | None = None  # the saved image, relative to the run folder; never the image itself
+    line: str | None = None  # from ard-edge.yaml `line:` / `station:`
+    station: str | None = None
+    model_id: str = ""  # engine file name @ sha256 of its bytes: which model decided (changes on a swap)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -53,7 +70,7 @@ class Decision:
 def as_error(decision: Decision, error: str, error_is_reject: bool = True) -> Decision:
     """``decision`` turned into an ERROR (a decision that cannot be recorded is not trusted)."""
     return dataclasses.replace(decision, verdict=ERROR, score=None, normalized_score=None, engine_ms=None,
-                               reject=error_is_reject, error=error)
+                               reject=error_is_reject, error=error, evidence=None)
 
 
 def new_run_id() -> str:
@@ -97,6 +114,7 @@ def decide(
     error_is_reject: bool = True,
     run_id: str = "",
     device: dict[str, str | None] | None = None,
+    context: DecisionContext | None = None,
 ) -> Decision:
     """The verdict rule: FAIL when the engine calls the frame anomalous, PASS otherwise, ERROR
     when there is no result (``error`` says why). Pure: the pipeline's output thread calls it.
@@ -112,7 +130,9 @@ def decide(
         error_is_reject: whether an ERROR part is rejected (``runtime.error_is_reject``).
         run_id: the run's id, recorded in the decision.
         device: the camera's vendor, model and serial, recorded in the decision.
+        context: line and station, recorded in the decision.
     """
+    context = context or DecisionContext()
     if error is not None:
         result = None
     if result is None:
@@ -126,5 +146,11 @@ def decide(
         verdict=verdict, latency_ms=round((decided_ns - frame.received_ns) / 1e6, 3), engine=engine,
         reject=verdict == FAIL or (verdict == ERROR and error_is_reject),
         engine_ms=None if result is None else round(engine_ms, 3), source=frame.source, error=error,
-        run_id=run_id, device=device,
+        run_id=run_id, device=device, precision=_precision_of(engine), line=context.line, station=context.station,
     )
+
+
+def _precision_of(engine: str) -> str | None:
+    """``int8`` from an engine name ``backend:precision:file``; read per decision, as a swap may change it."""
+    parts = engine.split(":")
+    return parts[1] if len(parts) >= 3 else None

@@ -20,7 +20,7 @@ from ard_edge.camera.frames import FrameSource
 from ard_edge.engines.base import Engine
 from ard_edge.engines.triton import is_triton_url
 from ard_edge.runtime.config import RuntimeConfig
-from ard_edge.runtime.decision import new_run_id
+from ard_edge.runtime.decision import DecisionContext, new_run_id
 from ard_edge.runtime.inference import InferenceStage
 from ard_edge.runtime.model_swap import EngineWatcher
 from ard_edge.runtime.pipeline import Pipeline
@@ -88,11 +88,13 @@ class MultiRun:
         max_frames: per camera.
         duration_s: for the run.
         watch_s: poll period of the engine-file watchers (model swap); None watches nothing.
+        context: line and station names for every decision.
     """
 
     def __init__(self, jobs: Sequence[CameraJob], open_engine: Callable[[Path], Engine],
                  settings: RuntimeConfig | None = None, shared: Sequence[Sink] = (),
-                 max_frames: int | None = None, duration_s: float | None = None, watch_s: float | None = 0.5):
+                 max_frames: int | None = None, duration_s: float | None = None, watch_s: float | None = 0.5,
+                 context: DecisionContext | None = None):
         self.settings = settings or RuntimeConfig()
         self.run_id = new_run_id()
         self._exit = contextlib.ExitStack()
@@ -109,7 +111,7 @@ class MultiRun:
             for job, stage in zip(jobs, stages):
                 self.pipelines.append(Pipeline(job.source, stage.engine, self.settings, [*job.sinks(), *self._shared],
                                                max_frames=max_frames, duration_s=duration_s, run_id=self.run_id,
-                                               inference=stage))
+                                               inference=stage, context=context))
         except BaseException:
             self._exit.close()
             raise

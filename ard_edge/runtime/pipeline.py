@@ -46,7 +46,7 @@ from ard_edge.runtime._queue import CLOSED, EMPTY, StageQueue
 from ard_edge.runtime._threads import SwitchInterval, Throttled
 from ard_edge.runtime.config import RuntimeConfig
 from ard_edge.runtime.counters import RunCounters
-from ard_edge.runtime.decision import as_error, decide, new_run_id, threshold_error
+from ard_edge.runtime.decision import DecisionContext, as_error, decide, new_run_id, threshold_error
 from ard_edge.runtime.inference import InferenceStage, Item, Outcome
 from ard_edge.runtime.preprocess import Roi, crop_roi, prepare_frame
 from ard_edge.runtime.sinks.base import RunInfo, Sink, SinkFanout
@@ -78,6 +78,7 @@ class Pipeline:
         run_id: recorded in every decision and the summary; a new one (UTC start time + random) when None.
         inference: the inference stage this camera shares with others (see
             :class:`~ard_edge.runtime.inference.InferenceStage`); a stage of its own over ``engine`` when None.
+        context: line and station names for every decision (ard-edge.yaml).
     """
 
     def __init__(
@@ -91,6 +92,7 @@ class Pipeline:
         roi: Roi | None = None,
         run_id: str | None = None,
         inference: InferenceStage | None = None,
+        context: DecisionContext | None = None,
     ):
         if max_frames is not None and max_frames < 1:
             raise ConfigError(f"max_frames must be >= 1, got {max_frames}")
@@ -126,6 +128,7 @@ class Pipeline:
         self._fault: str | None = None  # stop reason that overrides the capture loop's: stage_crashed, ...
         self._error: str | None = None
         self.run_id = run_id or new_run_id()
+        self._context = context or DecisionContext()
         self._device: dict[str, str | None] = {}
         # Frames admitted and neither decided nor dropped, oldest first, keyed by id(frame) (each
         # frame object lives here until it leaves, so its id stays unique).
@@ -243,12 +246,14 @@ class Pipeline:
         self._device = self.source.device_info
         if self._threshold_error:
             log.error("%s: every frame becomes an ERROR decision", self._threshold_error)
-        self._counters.start()
-        if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
-            self._first_frame = self._probe_first_frame()
+        # Outputs first (an OPC UA server or a broker connection takes a while): the first frame
+        # must not wait for them, or its latency would carry their start-up.
         info = RunInfo(self.source.name, self.engine.name, self.engine.threshold, self.engine.input_spec,
                        self.roi, self.settings)
         self._sinks.on_start(info)
+        self._counters.start()
+        if not self.triggered:  # a triggered camera may wait minutes for its first part: don't block on it
+            self._first_frame = self._probe_first_frame()
 
     def _match_channels(self) -> None:
         """Give the engine frames with its channel count: switch the source's pixel format when it
@@ -433,7 +438,7 @@ class Pipeline:
         decided_ns = time.monotonic_ns()
         decision = decide(frame, outcome.result, outcome.item.error or outcome.error, outcome.engine or self.engine.name,
                           outcome.engine_ms, decided_ns, self._wall_offset_ns, self.settings.error_is_reject,
-                          run_id=self.run_id, device=self._device)
+                          run_id=self.run_id, device=self._device, context=self._context)
         decision = dataclasses.replace(decision, model_id=outcome.model_id or self._stage.model_id)
         if self._record_failure is not None:
             decision = as_error(decision, f"not recorded: {self._record_failure}", self.settings.error_is_reject)

@@ -12,7 +12,7 @@ import abc
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ard_edge.camera.frames import Frame
@@ -52,6 +52,10 @@ class Sink(abc.ABC):
     def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> None:
         """One decision; ``result`` is this frame's slice of the engine output, None for ERROR."""
 
+    def annotate(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> dict[str, Any]:
+        """Fields this sink adds to ``decision`` before any sink gets it (e.g. ``evidence``); none by default."""
+        return {}
+
     def on_status(self, status: LiveStatus) -> None:
         """The live status, about every ``runtime.status_interval_s`` seconds."""
 
@@ -65,6 +69,13 @@ class Sink(abc.ABC):
 
     def close(self) -> None:
         """Flush and release; called once after the last decision, harmless twice."""
+
+    def warn_once(self, key: str, message: str) -> None:
+        """Log ``message`` as a warning the first time ``key`` comes up: a sink's trouble repeats per frame."""
+        warned = self.__dict__.setdefault("_warned_keys", set())
+        if key not in warned:
+            warned.add(key)
+            log.warning(message)
 
     def __enter__(self) -> Sink:
         return self
@@ -89,6 +100,7 @@ class SinkFanout:
 
     def on_decision(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> str | None:
         """Deliver one decision; return why a critical sink failed (no other sink has it then), else None."""
+        decision = self.annotated(decision, frame, result)
         for sink in self.sinks:
             try:
                 sink.on_decision(decision, frame, result)
@@ -97,6 +109,16 @@ class SinkFanout:
                     return str(exc) or type(exc).__name__
                 self._failed_once(sink)
         return None
+
+    def annotated(self, decision: Decision, frame: Frame, result: InferenceResult | None) -> Decision:
+        """``decision`` with every sink's :meth:`Sink.annotate` fields, so all sinks emit the same record."""
+        extra: dict[str, Any] = {}
+        for sink in self.sinks:
+            try:
+                extra.update(sink.annotate(decision, frame, result))
+            except Exception:  # noqa: BLE001 - see the class docstring
+                self._failed_once(sink)
+        return dataclasses.replace(decision, **extra) if extra else decision
 
     def on_status(self, status: LiveStatus) -> None:
         for sink in self.sinks:

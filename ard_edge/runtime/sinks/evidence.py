@@ -49,8 +49,8 @@ class EvidenceSaver(Sink):
         self._counts = {"evidence_saved": 0, "evidence_skipped_queue_full": 0,
                         "evidence_skipped_disk_floor": 0, "evidence_skipped_write_error": 0}
         self._disk_low = False
-        self._warned: set[str] = set()
         self._thread: threading.Thread | None = None
+        self._annotated = None  # the frame annotate() last queued, so on_decision does not queue it twice
         ensure_folder(self.out_dir)
         for kind in ("fail", "pass"):  # image names never repeat, so no later write would clean these up
             if removed := remove_stale_temps(self.out_dir / kind):
@@ -67,16 +67,30 @@ class EvidenceSaver(Sink):
         self._thread = threading.Thread(target=self._worker, name="ard-evidence", daemon=True)
         self._thread.start()
 
+    def annotate(self, decision, frame, result) -> dict[str, Any]:
+        """Queue the images before the decision is written, so its ``evidence`` names them."""
+        self._annotated = frame
+        relative = self._enqueue(decision, frame, result)
+        return {"evidence": relative} if relative else {}
+
     def on_decision(self, decision, frame, result) -> None:
+        if frame is not None and frame is self._annotated:
+            return  # queued by annotate()
+        self._enqueue(decision, frame, result)
+
+    def _enqueue(self, decision, frame, result) -> str | None:
+        """Queue the images of this decision; return their path relative to ``out_dir``, None when not queued."""
         kind = self._kind(decision.verdict)
         if kind is None or result is None:
-            return
+            return None
         try:
             self._queue.put_nowait((kind, decision, frame, result.anomaly_map))
         except queue.Full:
             self._counts["evidence_skipped_queue_full"] += 1
-            self._warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
+            self.warn_once("full", "evidence queue full: skipping images (decisions are unaffected); "
                             "the disk is slower than the FAIL rate")
+            return None
+        return f"{kind}/{evidence_stem(decision)}.png"
 
     def stats(self) -> dict[str, int]:
         skipped = sum(v for k, v in self._counts.items() if k.startswith("evidence_skipped"))
@@ -113,7 +127,7 @@ class EvidenceSaver(Sink):
                 self._save(kind, decision, frame, anomaly_map)
             except Exception as exc:  # noqa: BLE001 - a failed image must not stop the others or the run
                 self._counts["evidence_skipped_write_error"] += 1
-                self._warn_once("write", f"cannot write evidence image under {self.out_dir}: {exc}")
+                self.warn_once("write", f"cannot write evidence image under {self.out_dir}: {exc}")
             else:
                 self._counts["evidence_saved"] += 1
 
@@ -144,11 +158,6 @@ class EvidenceSaver(Sink):
             self._disk_low = False
             log.info("free space under %s is back above the floor: saving evidence again", self.out_dir)
         return True
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
 
 
 def evidence_stem(decision) -> str:
