@@ -190,12 +190,12 @@ def _build_openvino(request: BuildRequest, source: Path, engine_tmp: Path, stack
     is not known here), which ``ard-edge calibrate`` gated against FP32 already.
     """
     from ard_edge.calibration import gate_engine
-    from ard_edge.engines.openvino import OpenVINOEngine, weights_path
-    from ard_edge.engines.openvino.builder import convert_onnx, inference_precision_for
+    from ard_edge.engines.openvino import INFERENCE_PRECISIONS, OpenVINOEngine, weights_path
+    from ard_edge.engines.openvino.builder import convert_onnx
 
     weights_tmp = stack.enter_context(atomic_path(weights_path(request.out)))
     environment = convert_onnx(source, engine_tmp, weights_tmp, batch, metadata, progress)
-    runs = inference_precision_for(request.precision, environment)
+    runs = INFERENCE_PRECISIONS[request.precision]
     sections: dict[str, Any] = {
         "openvino": {"inference_precision": runs, "device": environment["device"]},
         "weights": {"file": weights_path(request.out).name, "bytes": weights_tmp.stat().st_size,

@@ -15,7 +15,6 @@ from typing import Any
 from ard_edge.engines.base import BatchRange, BuildProgress
 from ard_edge.engines.metadata import METADATA_KEY
 from ard_edge.engines.openvino._environment import current_environment
-from ard_edge.engines.openvino.runner import INFERENCE_PRECISIONS
 from ard_edge.errors import EngineError, require
 
 _PHASE = "OpenVINO conversion"
@@ -49,13 +48,3 @@ def convert_onnx(src: Path, xml_dst: Path, bin_dst: Path, batch: BatchRange, met
     progress.phase_finish(_PHASE)
     return {**current_environment(), "converted_from": "onnx"}
 
-
-def inference_precision_for(precision: str, environment: dict[str, Any]) -> str:
-    """The INFERENCE_PRECISION_HINT an engine of ``precision`` is compiled (and gated) with.
-
-    int8: its float layers (the memory bank's nearest-neighbour search, the map) in bf16 where
-    the CPU has bf16 units, f32 elsewhere; docs/openvino.md has the measurement.
-    """
-    if precision != "int8":
-        return INFERENCE_PRECISIONS[precision]
-    return "bf16" if "BF16" in environment.get("optimization_capabilities", ()) else "f32"
