@@ -109,14 +109,18 @@ def test_sidecar_names_version_cpu_precision_and_weights(fp32_engine):
         assert (engine.input_spec.min_batch, engine.input_spec.max_batch) == (1, 8)
 
 
+def _build_gated(root: Path, data: Path, out: Path, precision: str, *options) -> subprocess.CompletedProcess:
+    # Limits loose enough for 64 px and 8 images a type: what is tested is that the gate ran on this engine.
+    return ard_edge("build-engine", "--onnx", root / "m.onnx", "--out", out, "--target", "openvino",
+                    "--precision", precision, "--calibration-data", data, "--min-agreement", "0.8",
+                    "--max-auroc-drop", "0.1", *options)
+
+
 @pytest.mark.skipif(not BF16, reason="this CPU has no bf16 units")
 def test_bf16_is_gated_and_runs_bf16(real_model, tmp_path):
     root, data = real_model
     out = tmp_path / "m.bf16.engine"
-    # Limits loose enough for 64 px and 8 images a type: what is tested is that the gate ran on this engine.
-    done = ard_edge("build-engine", "--onnx", root / "m.onnx", "--out", out, "--target", "openvino",
-                    "--precision", "bf16", "--calibration-data", data, "--batch", "1:4:8",
-                    "--min-agreement", "0.8", "--max-auroc-drop", "0.1")
+    done = _build_gated(root, data, out, "bf16", "--batch", "1:4:8")
     assert "accuracy gate: PASSED" in done.stdout and "image AUROC bf16" in done.stdout
     sidecar = json.loads(out.with_name(out.name + ".json").read_text())
     assert sidecar["openvino"]["inference_precision"] == "bf16" and "bf16" in sidecar["openvino"]["runtime_precisions"]
@@ -131,9 +135,7 @@ def test_bf16_is_gated_and_runs_bf16(real_model, tmp_path):
 def test_int8_builds_from_the_qdq_graph_behind_the_gate(real_model, tmp_path):
     root, data = real_model
     out = tmp_path / "m.int8.engine"
-    done = ard_edge("build-engine", "--onnx", root / "m.onnx", "--out", out, "--target", "openvino",
-                    "--precision", "int8", "--calibration-data", data, "--calibration-images", "40",
-                    "--min-agreement", "0.8", "--max-auroc-drop", "0.1")
+    done = _build_gated(root, data, out, "int8", "--calibration-images", "40")
     sidecar = json.loads(out.with_name(out.name + ".json").read_text())
     assert sidecar["precision"] == "int8" and sidecar["calibration"]["gate"]["status"] == "passed"
     assert sidecar["gate"]["candidate"] == "int8" and sidecar["gate"]["status"] == "passed"
