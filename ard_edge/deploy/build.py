@@ -243,7 +243,7 @@ def build_engine(
     its accuracy gate refuses the model).
     """
     check_request(request)
-    if target_reason is not None and request.target in ("tensorrt", "onnxruntime"):
+    if target_reason is not None and request.target != "auto":
         target, reason = request.target, target_reason
     else:
         target, reason = choose_target(request.target, probe)
