@@ -21,7 +21,7 @@ ard-edge eval --model "$DEMO/run/model.ckpt" --data "$DEMO/data" --out "$DEMO/re
 step "export one fused ONNX graph (uint8 mono frames in, map/score/decision out)"
 ard-edge export --model "$DEMO/run/model.ckpt" --out "$DEMO/export/demo.onnx" --channels 1 --batch dynamic
 
-step "build an INT8 engine for this machine (TensorRT with an NVIDIA GPU, else ONNX Runtime) behind the accuracy gate"
+step "build an INT8 engine for this machine (TensorRT with an NVIDIA GPU, else OpenVINO where installed, else ONNX Runtime) behind the accuracy gate"
 # Exit status 3 is the gate refusing INT8 for this model: an FP32 engine is the honest fallback.
 status=0
 ard-edge build-engine --onnx "$DEMO/export/demo.onnx" --precision int8 --calibration-data "$DEMO/data" \

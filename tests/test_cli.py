@@ -13,7 +13,8 @@ from ard_edge.cli.main import COMMANDS
 from _models import exported_onnx, random_frames
 
 ROOT = Path(__file__).resolve().parents[1]
-HEAVY = ("torch", "onnxruntime", "tensorrt", "pycuda", "harvesters", "genicam", "cv2", "sklearn", "tritonclient", "grpc")
+HEAVY = ("torch", "onnxruntime", "openvino", "tensorrt", "pycuda", "harvesters", "genicam", "cv2", "sklearn", "tritonclient",
+         "grpc", "paho", "asyncua", "httpx", "uvicorn", "prometheus_client")
 
 
 def run(*args, **kwargs):

@@ -106,8 +106,10 @@ def test_parse_size_errors(text):
 # --- target choice -------------------------------------------------------------------------
 
 
-def test_auto_target_without_tensorrt_picks_onnxruntime_and_says_why():
-    assert choose_target("auto", cpu_only) == ("onnxruntime", "auto: tensorrt is not installed")
+def test_auto_target_without_tensorrt_or_openvino_picks_onnxruntime_and_says_why():
+    no_openvino = lambda: (None, "openvino is not installed")  # noqa: E731
+    assert choose_target("auto", cpu_only, no_openvino) == (
+        "onnxruntime", "auto: tensorrt is not installed; openvino is not installed")
 
 
 def test_auto_target_with_a_gpu_picks_tensorrt():
@@ -299,7 +301,7 @@ def test_refused_calibration_writes_nothing_and_exits_3(onnx_model, tmp_path, mo
 
 
 def test_fp16_is_refused_on_the_onnxruntime_target(onnx_model, tmp_path):
-    with pytest.raises(ConfigError, match="fp16 needs the TensorRT target"):
+    with pytest.raises(ConfigError, match="fp16 needs the TensorRT or OpenVINO target"):
         build_engine(request(onnx_model, tmp_path / "m.engine", precision="fp16"), probe=cpu_only)
 
 
@@ -382,7 +384,7 @@ def test_sidecar_errors(tmp_path):
     sidecar_path(engine).write_text(json.dumps({**trt_sidecar(), "format": "other/9"}))
     with pytest.raises(EngineError, match="sidecar format"):
         read_sidecar(engine)
-    sidecar_path(engine).write_text(json.dumps({**trt_sidecar(), "backend": "openvino"}))
+    sidecar_path(engine).write_text(json.dumps({**trt_sidecar(), "backend": "coreml"}))
     with pytest.raises(EngineError, match="unknown backend"):
         read_sidecar(engine)
     no_gpu = trt_sidecar()
@@ -509,4 +511,4 @@ def test_installed_entry_point(onnx_model, tmp_path):
     )
     assert done.returncode == 2
     assert done.stdout.strip() == "target: onnxruntime (requested)"
-    assert done.stderr.strip().count("\n") == 0 and "fp16 needs the TensorRT target" in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "fp16 needs the TensorRT or OpenVINO target" in done.stderr

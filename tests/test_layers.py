@@ -26,7 +26,7 @@ LAYERS = (
     ("deploy",),  # build-engine: calibrate, then build
     ("calibration", "export"),
     ("engines/__init__",),  # open_engine: picks the backend
-    ("engines/onnxruntime", "engines/tensorrt", "engines/torch_engine", "engines/triton"),
+    ("engines/onnxruntime", "engines/openvino", "engines/tensorrt", "engines/torch_engine", "engines/triton"),
     ("engines",),  # the Engine interface and what every backend shares
     ("model", "camera", "metrics"),
     ("data",),

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 _DISTRIBUTIONS = {
     "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt-cu11", "tensorrt-lean", "tensorrt-libs"),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
+    "openvino": ("openvino",),
     "torch": ("torch",),
     "numpy": ("numpy",),
     "opencv": ("opencv-python-headless", "opencv-python", "opencv-contrib-python"),

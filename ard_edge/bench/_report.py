@@ -201,9 +201,12 @@ class BenchReport:
         for engine in self.engines:
             threads = "" if engine.get("threads") is None else f", {engine['threads']} threads"
             graph = ", CUDA graph" if engine.get("cuda_graph") else ""
+            # OpenVINO: the precision its float layers really run in (bf16 by default on some CPUs).
+            runs = engine.get("describe", {}).get("inference_precision")
+            runs = f" (runs {runs})" if runs else ""
             spec = engine["input"]
-            lines.append((f"engine {engine['index']}", f"{engine['label']}: {engine['backend']} {engine['precision']}, "
-                          f"{spec['height']}x{spec['width']}x{spec['channels']}{threads}{graph} ({engine['path']})"))
+            lines.append((f"engine {engine['index']}", f"{engine['label']}: {engine['backend']} {engine['precision']}"
+                          f"{runs}, {spec['height']}x{spec['width']}x{spec['channels']}{threads}{graph} ({engine['path']})"))
         return lines
 
     def render_table(self) -> str:

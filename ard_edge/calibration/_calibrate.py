@@ -23,7 +23,7 @@ from ard_edge.calibration._quantize import (
     quantize_model,
     tensorrt_violations,
 )
-from ard_edge.engines.base import InputSpec
+from ard_edge.engines.base import Engine, InputSpec
 from ard_edge.engines.metadata import load_onnx, onnx_metadata, stamp_metadata
 from ard_edge.engines.onnx_graph import is_qdq
 from ard_edge.errors import AccuracyGateRefused, CalibrationError, ConfigError, DataError
@@ -279,11 +279,38 @@ def _finish(quantized: Path, metadata: dict, profile: str) -> dict:
     }
 
 
-def _run_gate(fp32: Path, int8: Path, images: ImageSplit, max_auroc_drop: float, min_agreement: float,
-              progress: ProgressCallback | None) -> dict:
+def gate_engine(
+    onnx_path: str | Path,
+    open_candidate: Callable[[], Engine],
+    data_dir: str | Path,
+    candidate: str,
+    num_images: int = DEFAULT_NUM_IMAGES,
+    seed: int = 0,
+    max_auroc_drop: float = DEFAULT_MAX_AUROC_DROP,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
+    """Gate the engine ``open_candidate()`` opens (``candidate``: its precision) against ``onnx_path`` on ONNX Runtime.
+
+    The same images as :func:`calibrate_onnx` with the same ``num_images`` and ``seed``: the
+    held-out good images and ``data_dir/test``. Returns the gate's numbers; raises
+    AccuracyGateRefused (exit status 3) when it refuses.
+    """
+    images = split_images(data_dir, num_images, seed)
+    if not images.gate:
+        raise CalibrationError(f"no images for the accuracy gate in {data_dir}: add good images or a test/ folder")
+    gate = _run_gate(Path(onnx_path), open_candidate, images, max_auroc_drop, min_agreement, progress, candidate)
+    if gate["status"] == "refused":
+        raise AccuracyGateRefused(f"accuracy gate refused the {candidate} engine: " + "; ".join(gate["reasons"])
+                                  + ". Nothing written: build fp32, or int8 from the Q/DQ graph", {"gate": gate})
+    return gate
+
+
+def _run_gate(fp32: Path, candidate: _gate.Model, images: ImageSplit, max_auroc_drop: float, min_agreement: float,
+              progress: ProgressCallback | None, candidate_name: str = "int8") -> dict:
     items = images.gate
     results = {}
-    for name, path in (("fp32", fp32), ("int8", int8)):
+    for name, model in (("fp32", fp32), (candidate_name, candidate)):
         done = 0
 
         def on_batch(count: int, stage: str = f"gate {name}") -> None:
@@ -292,9 +319,9 @@ def _run_gate(fp32: Path, int8: Path, images: ImageSplit, max_auroc_drop: float,
             if progress:
                 progress(stage, done, len(items))
 
-        results[name] = _gate.run_engine(path, items, on_batch)
+        results[name] = _gate.run_engine(model, items, on_batch)
     labels = [label for _, label in items]
-    return _gate.compare(results["fp32"], results["int8"], labels, max_auroc_drop, min_agreement)
+    return _gate.compare(results["fp32"], results[candidate_name], labels, max_auroc_drop, min_agreement, candidate_name)
 
 
 def _cache_record(ranges: dict, onnx_sha256: str, method: str, seed: int, images: ImageSplit) -> dict:

@@ -1,14 +1,16 @@
-"""The accuracy gate: FP32 and INT8 side by side on images the calibration never saw."""
+"""The accuracy gate: FP32 and a lower precision (INT8, bf16, fp16) side by side on images the calibration never saw."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 
 from ard_edge.calibration._images import frame_batches
+from ard_edge.engines.base import Engine
 
 _BATCH = 8  # frames per call when the model takes any batch size
 
@@ -17,16 +19,20 @@ DEFAULT_MAX_AUROC_DROP = 0.01
 DEFAULT_MIN_AGREEMENT = 0.99
 
 
+# An ONNX file (run by ONNX Runtime) or a function that opens the engine to compare.
+Model = Union[Path, Callable[[], Engine]]
+
+
 def run_engine(
-    model_path: Path, items: Sequence[tuple[Path, int]], on_batch: Callable[[int], None] | None = None
+    model: Model, items: Sequence[tuple[Path, int]], on_batch: Callable[[int], None] | None = None
 ) -> dict[str, np.ndarray]:
     """Scores and decisions of one model on ``items``."""
     from ard_edge.engines.onnxruntime.runner import OnnxRuntimeEngine
 
     paths = [path for path, _ in items]
     scores, decisions = [], []
-    # One engine at a time: ONNX Runtime's spinning worker threads would slow a second session.
-    with OnnxRuntimeEngine(model_path) as engine:
+    # One engine at a time, closed before the next opens.
+    with (model() if callable(model) else OnnxRuntimeEngine(model)) as engine:
         spec = engine.input_spec
         batch = spec.fixed_batch or _BATCH
         for frames, real in frame_batches(paths, spec, batch):
@@ -47,8 +53,12 @@ def compare(
     labels: np.ndarray,
     max_auroc_drop: float,
     min_agreement: float,
+    candidate: str = "int8",
 ) -> dict:
-    """The gate's numbers and verdict. ``auroc_drop`` is FP32 minus INT8: positive means worse."""
+    """The gate's numbers and verdict. ``auroc_drop`` is FP32 minus the candidate: positive means worse.
+
+    The candidate's numbers keep the ``int8`` keys whatever its precision; ``candidate`` names it.
+    """
     from ard_edge.metrics import image_auroc
 
     labels = np.asarray(labels, dtype=int)
@@ -73,6 +83,7 @@ def compare(
         )
     return {
         "status": "refused" if reasons else "passed",
+        "candidate": candidate,
         "reasons": reasons,
         "num_images": len(labels),
         "num_good": len(labels) - num_defective,

@@ -26,7 +26,7 @@ from ard_edge.cli._common import FiniteFloat, progress_bar
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Run the whole interleaved measurement K times; report the median p50 and its spread.")
 @click.option("--threads", type=click.IntRange(min=1),
-              help="CPU threads for ONNX Runtime (intra-op) and PyTorch engines. [one per physical core]")
+              help="CPU threads for ONNX Runtime (intra-op), OpenVINO and PyTorch engines. [one per physical core]")
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Input channels of .ckpt engines. [3]")
 @click.option("--cuda-graph", is_flag=True, help="Capture CUDA graphs (engines that support it; error otherwise).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random input frames.")

@@ -80,13 +80,14 @@ def calibrate(onnx_path, data_dir, out, num_images, method, profile, max_auroc_d
 
 def format_report(report: dict) -> str:
     """The gate's numbers as a small table."""
-    quant = report["quantization"]
-    ranges = report["ranges"]
-    lines = [
-        f"profile {quant['profile']} ({quant['activation_type']} activations, "
-        f"{quant['weight_type']} per-channel weights), method {quant['method']}, "
-        f"ranges: {ranges['source']} ({ranges['num_images']} images)",
-    ]
+    quant = report.get("quantization")  # absent for a bf16/fp16 gate: nothing was quantized
+    lines = []
+    if quant:
+        ranges = report["ranges"]
+        lines.append(
+            f"profile {quant['profile']} ({quant['activation_type']} activations, "
+            f"{quant['weight_type']} per-channel weights), method {quant['method']}, "
+            f"ranges: {ranges['source']} ({ranges['num_images']} images)")
     nodes = report.get("nodes")
     if nodes:
         # A model without a student compares the deepest tap, so its whole teacher is the stem.
@@ -110,7 +111,7 @@ def format_report(report: dict) -> str:
         ("max |score diff|", _number(gate["max_abs_score_diff"]),
          f"(fp32 score std {_number(gate['score_std_fp32'])})" if "score_std_fp32" in gate else ""),
         ("image AUROC fp32", _number(gate["image_auroc_fp32"]), ""),
-        ("image AUROC int8", _number(gate["image_auroc_int8"]), ""),
+        (f"image AUROC {gate.get('candidate', 'int8')}", _number(gate["image_auroc_int8"]), ""),
         ("AUROC drop", _number(gate["auroc_drop"]), f"<= {gate['max_auroc_drop']:g}"),
     ]
     width = max(len(name) for name, _, _ in rows)

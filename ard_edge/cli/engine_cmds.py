@@ -96,9 +96,9 @@ class _BarProgress:
 
 @click.command("build-engine")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="FILE", help="ard-edge ONNX export (fp32, or int8 Q/DQ from ard-edge calibrate).")
-@click.option("--precision", default="fp32", metavar="fp32|fp16|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data.")
+@click.option("--precision", default="fp32", metavar="fp32|fp16|bf16|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data; on OpenVINO every precision but fp32 is gated on --calibration-data.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), metavar="FILE", help="Engine to write, e.g. engines/NAME.engine (sidecar: FILE.json).")
-@click.option("--target", default="auto", metavar="auto|tensorrt|onnxruntime|triton", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else ONNX Runtime. triton: a Triton model repository at --out.")
+@click.option("--target", default="auto", metavar="auto|tensorrt|openvino|onnxruntime|triton", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else OpenVINO on an x86 CPU where it is installed, else ONNX Runtime. triton: a Triton model repository at --out.")
 @click.option("--calibration-data", type=click.Path(path_type=Path), metavar="DIR", help="Good images to calibrate an fp32 ONNX for int8.")
 @click.option("--batch", "batch_text", metavar="MIN:OPT:MAX", help="Batch range of a dynamic-batch ONNX (default 1:1:1); a fixed export's batch otherwise.")
 @click.option("--workspace", metavar="SIZE", help="TensorRT workspace limit, e.g. 512M or 2G.")
@@ -114,7 +114,7 @@ class _BarProgress:
 def build_engine(onnx_path, precision, out_path, target, calibration_data, batch_text, workspace, dla_core,
                  timing_cache, max_auroc_drop, min_agreement, calibration_images, model_name, instances, kind,
                  max_wait_ms):
-    """Build a TensorRT or ONNX Runtime engine from an ard-edge ONNX model.
+    """Build a TensorRT, OpenVINO or ONNX Runtime engine (or a Triton model repository) from an ard-edge ONNX model.
 
     INT8 from an FP32 model calibrates first; if the accuracy gate refuses, nothing is written and
     the command exits with status 3.
@@ -159,6 +159,8 @@ def build_engine(onnx_path, precision, out_path, target, calibration_data, batch
         progress.close()
     if (sidecar.get("calibration") or {}).get("gate"):
         click.echo(format_report(sidecar["calibration"]))
+    if sidecar.get("gate"):  # OpenVINO: the gate of the built engine itself
+        click.echo(format_report({"gate": sidecar["gate"]}))
     batch = sidecar["batch"]
     size_mb = sidecar["engine"]["bytes"] / BYTES_PER_MB
     click.echo(

@@ -1,12 +1,15 @@
 """``build-engine``: turn an ard-edge ONNX into a deployable ``.engine`` file plus its sidecar.
 
-Two targets, one result: ``open_engine('engines/NAME.engine')`` works wherever the file lands.
+Three targets, one result: ``open_engine('engines/NAME.engine')`` works wherever the file lands.
 
 * ``tensorrt`` (a GPU with TensorRT and pycuda): a serialized TensorRT plan, FP32, FP16 or INT8
   (see :mod:`ard_edge.engines.tensorrt.builder`).
 * ``onnxruntime`` (everywhere else): an ONNX Runtime-optimized ONNX graph, FP32 or the INT8 Q/DQ
   graph. FP16 is refused there: ONNX Runtime's CPU provider has few float16 kernels and wraps the
   others in casts, so an FP16 file would run slower than FP32 on the machines this target is for.
+* ``openvino`` (x86 CPUs with OpenVINO installed): OpenVINO IR (``.engine`` is the XML, ``.engine.bin``
+  the weights), FP32, bf16, fp16 or the INT8 Q/DQ graph. Every precision but FP32 is compared with
+  FP32 by the accuracy gate on the very engine it builds (see :func:`_build_openvino`).
 
 The engine and its sidecar are written atomically: a failed build leaves neither file, and an
 existing engine at ``--out`` stays untouched until the new one is complete.
@@ -37,7 +40,9 @@ from ard_edge.errors import ConfigError, EngineError, MissingDependency
 
 log = logging.getLogger(__name__)
 
-TARGETS = ("auto", "tensorrt", "onnxruntime")
+TARGETS = ("auto", "tensorrt", "openvino", "onnxruntime")
+# What runs bf16 and fp16 here: TensorRT's fp16; bf16 and fp16 on OpenVINO.
+_PRECISION_TARGETS = {"fp16": ("tensorrt", "openvino"), "bf16": ("openvino",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +52,7 @@ class BuildRequest:
     onnx: Path
     out: Path
     precision: str = "fp32"
-    target: str = "auto"  # auto | tensorrt | onnxruntime
+    target: str = "auto"  # auto | tensorrt | openvino | onnxruntime
     calibration_data: Path | None = None  # good images to calibrate an FP32 ONNX for int8
     batch: BatchRange | None = None  # None: the export's fixed batch, or 1:1:1 if dynamic
     workspace_bytes: int | None = None  # TensorRT workspace limit
@@ -64,25 +69,38 @@ def tensorrt_probe() -> tuple[dict[str, Any] | None, str]:
     return probe()
 
 
+def openvino_probe() -> tuple[dict[str, Any] | None, str]:
+    from ard_edge.engines.openvino import probe
+
+    return probe()
+
+
 Probe = Callable[[], tuple[dict[str, Any] | None, str]]
 
 
-def choose_target(requested: str, probe: Probe = tensorrt_probe) -> tuple[str, str]:
-    """(target, why): ``auto`` is TensorRT when a GPU, TensorRT and pycuda are all present."""
+def choose_target(requested: str, probe: Probe = tensorrt_probe,
+                  openvino: Probe = openvino_probe) -> tuple[str, str]:
+    """(target, why): ``auto`` is TensorRT with a GPU, TensorRT and pycuda; else OpenVINO on an x86
+    CPU where it is installed; else ONNX Runtime."""
     if requested not in TARGETS:
         raise ConfigError(f"--target {requested!r}: expected one of {', '.join(TARGETS)}")
     if requested == "onnxruntime":
         return "onnxruntime", "requested"
-    environment, reason = probe()
-    if requested == "tensorrt":
+    probes = {"tensorrt": probe, "openvino": openvino}
+    if requested in probes:
+        environment, reason = probes[requested]()
         if environment is None:
             if "not installed" in reason:
-                raise MissingDependency(reason.split()[0], "tensorrt")
-            raise EngineError(f"--target tensorrt: {reason}")
-        return "tensorrt", f"requested; {reason}"
-    if environment is None:
-        return "onnxruntime", f"auto: {reason}"
-    return "tensorrt", f"auto: {reason}"
+                raise MissingDependency(reason.split()[0], requested)
+            raise EngineError(f"--target {requested}: {reason}")
+        return requested, f"requested; {reason}"
+    reasons = []
+    for name, candidate in probes.items():
+        environment, reason = candidate()
+        if environment is not None:
+            return name, "auto: " + "; ".join([*reasons, reason])
+        reasons.append(reason)
+    return "onnxruntime", "auto: " + "; ".join(reasons)
 
 
 def onnx_batch(model) -> int | None:
@@ -162,6 +180,43 @@ def _calibrate(
     return out, report
 
 
+def _build_openvino(request: BuildRequest, source: Path, engine_tmp: Path, stack: contextlib.ExitStack,
+                    batch: BatchRange, metadata: dict[str, Any], progress: BuildProgress | None) -> tuple[dict, dict]:
+    """Convert ``source`` to IR in ``engine_tmp`` (weights beside it), gate it, return (environment, sidecar sections).
+
+    The gate runs the IR compiled exactly as ``open_engine`` will compile it, against ONNX
+    Runtime on the FP32 export: OpenVINO's bf16 and its int8 kernels are what is gated, not
+    ONNX Runtime's. A user's Q/DQ file is gated against itself on ONNX Runtime (its FP32 parent
+    is not known here), which ``ard-edge calibrate`` gated against FP32 already.
+    """
+    from ard_edge.calibration import gate_engine
+    from ard_edge.engines.openvino import INFERENCE_PRECISIONS, OpenVINOEngine, weights_path
+    from ard_edge.engines.openvino.builder import convert_onnx
+
+    weights_tmp = stack.enter_context(atomic_path(weights_path(request.out)))
+    environment = convert_onnx(source, engine_tmp, weights_tmp, batch, metadata, progress)
+    runs = INFERENCE_PRECISIONS[request.precision]
+    sections: dict[str, Any] = {
+        "openvino": {"inference_precision": runs, "device": environment["device"]},
+        "weights": {"file": weights_path(request.out).name, "bytes": weights_tmp.stat().st_size,
+                    "sha256": sha256_file(weights_tmp)},
+    }
+
+    def open_candidate() -> OpenVINOEngine:
+        return OpenVINOEngine(engine_tmp, runs, metadata=metadata, weights=weights_tmp)
+
+    with open_candidate() as engine:  # it must compile and run before anything else
+        engine.warmup(1, batch.min)
+        sections["openvino"]["runtime_precisions"] = engine.runtime_precisions
+    if request.precision != "fp32":
+        sections["gate"] = gate_engine(
+            request.onnx, open_candidate, request.calibration_data, request.precision,
+            num_images=request.calibration_images, max_auroc_drop=request.max_auroc_drop,
+            min_agreement=request.min_agreement, progress=None if progress is None else _calibration_progress(progress),
+        )
+    return environment, sections
+
+
 def _json_value(value: Any) -> Any:
     if hasattr(value, "item"):  # numpy scalar
         return value.item()
@@ -188,7 +243,7 @@ def build_engine(
     its accuracy gate refuses the model).
     """
     check_request(request)
-    if target_reason is not None and request.target in ("tensorrt", "onnxruntime"):
+    if target_reason is not None and request.target != "auto":
         target, reason = request.target, target_reason
     else:
         target, reason = choose_target(request.target, probe)
@@ -202,9 +257,14 @@ def build_engine(
     precision = request.precision
     if precision == "fp16" and target == "onnxruntime":
         raise ConfigError(
-            "--precision fp16 needs the TensorRT target (an NVIDIA GPU with TensorRT): ONNX Runtime's "
+            "--precision fp16 needs the TensorRT or OpenVINO target: ONNX Runtime's "
             "CPU provider runs float16 mostly through casts, slower than fp32; build fp32 or int8 here"
         )
+    if target not in _PRECISION_TARGETS.get(precision, (target,)):
+        raise ConfigError(f"--precision {precision} needs --target {' or '.join(_PRECISION_TARGETS[precision])}")
+    if target == "openvino" and precision != "fp32" and request.calibration_data is None:
+        raise ConfigError(f"--precision {precision} changes the model's arithmetic: pass --calibration-data DIR"
+                          " (good images, and test/ defects when there are) so the accuracy gate compares it with fp32")
     if quantized and precision != "int8":
         raise ConfigError(f"{onnx_path} is quantized (QuantizeLinear/DequantizeLinear): build it with --precision int8")
     if precision == "int8" and not quantized and request.calibration_data is None:
@@ -212,16 +272,17 @@ def build_engine(
             f"--precision int8: {onnx_path} is float32; pass --calibration-data DIR (good images) to "
             f"calibrate it, or give an ONNX quantized by ard-edge calibrate"
         )
-    if request.calibration_data is not None and (precision != "int8" or quantized):
+    if request.calibration_data is not None and (precision != "int8" or quantized) and target != "openvino":
         log.warning("--calibration-data is only used to calibrate an fp32 ONNX for int8: ignored")
-    if target == "onnxruntime":
+    if target in ("onnxruntime", "openvino"):
         for name, option in (("workspace_bytes", "workspace"), ("dla_core", "dla"), ("timing_cache", "timing-cache")):
             if getattr(request, name) is not None:
-                log.warning("--%s only applies to TensorRT: ignored for the ONNX Runtime target", option)
+                log.warning("--%s only applies to TensorRT: ignored for the %s target", option, target)
 
     start = time.perf_counter()
     calibration = None
     details: dict[str, Any] = {}
+    extra: dict[str, Any] = {}  # backend-specific sidecar sections
     with contextlib.ExitStack() as stack:
         source = onnx_path
         if precision == "int8" and not quantized:
@@ -247,6 +308,9 @@ def build_engine(
             )
             engine_tmp.write_bytes(built.plan)
             environment, details = built.environment, built.details
+        elif target == "openvino":
+            environment, extra = _build_openvino(request, source, engine_tmp, stack, batch,
+                                                 dict(metadata, precision=precision), progress)
         else:
             from ard_edge.engines.onnxruntime.builder import optimize_onnx
 
@@ -268,13 +332,14 @@ def build_engine(
                 **details,
             },
             "options": {
-                "calibration_data": str(request.calibration_data) if calibration is not None else None,
+                "calibration_data": str(request.calibration_data) if calibration or "gate" in extra else None,
                 "workspace": request.workspace_bytes if target == "tensorrt" else None,
                 "dla_core": request.dla_core if target == "tensorrt" else None,
                 "timing_cache": str(request.timing_cache) if target == "tensorrt" and request.timing_cache else None,
             },
             "metadata": dict(metadata, precision=precision),
             "calibration": json.loads(json.dumps(calibration, default=_json_value)),
+            **json.loads(json.dumps(extra, default=_json_value)),
         }
         validate_sidecar(sidecar, sidecar_path(out))
         # default=: the calibration report may hold numpy scalars.

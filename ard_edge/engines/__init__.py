@@ -19,7 +19,7 @@ def open_engine(path: str | Path, threads: int | None = None, **options) -> Engi
     """Open ``path`` with the backend its type calls for.
 
     ``.onnx`` -> ONNX Runtime; ``.ckpt`` -> PyTorch (``channels=`` 1 or 3);
-    ``.engine``/``.plan`` -> the backend named in its sidecar JSON (TensorRT or ONNX Runtime).
+    ``.engine``/``.plan`` -> the backend named in its sidecar JSON (TensorRT, OpenVINO or ONNX Runtime).
     ``threads`` caps the CPU threads of a CPU backend (a GPU engine ignores it): on a small
     machine, leaving a core to capture and preprocessing keeps a camera pipeline fed.
     ``triton://host:port/model`` -> the model served by a Triton server (``threads`` ignored).
@@ -62,9 +62,33 @@ def _open_built_engine(path: Path, threads: int | None, **options) -> Engine:
                 engine.close()
                 raise
         return engine
+    if sidecar["backend"] == "openvino":
+        return _open_openvino(path, sidecar, threads, **options)
     from ard_edge.engines.tensorrt import TensorRTEngine
 
     return TensorRTEngine(path, sidecar=sidecar, **options)
+
+
+def _open_openvino(path: Path, sidecar: dict, threads: int | None, **options) -> Engine:
+    """The IR compiled with the precision its sidecar was gated at (``hint=``/``device=`` in ``options``)."""
+    from ard_edge.engines.openvino import OpenVINOEngine, check_openvino_version
+    from ard_edge.engines.sidecar import check_metadata_agrees, sidecar_path
+
+    recorded = sidecar.get("openvino") or {}
+    if "inference_precision" not in recorded:
+        raise EngineError(f"{sidecar_path(path)}: an OpenVINO sidecar must record openvino.inference_precision;"
+                          " rebuild with ard-edge build-engine --target openvino")
+    check_openvino_version(sidecar, path)
+    engine = OpenVINOEngine(path, recorded["inference_precision"], metadata=sidecar["metadata"],
+                            precision=sidecar["precision"], threads=threads,
+                            **{"device": recorded.get("device", "CPU"), **options})
+    try:
+        if engine.embedded_metadata is not None:
+            check_metadata_agrees(sidecar["metadata"], engine.embedded_metadata, sidecar_path(path))
+    except EngineError:
+        engine.close()
+        raise
+    return engine
 
 
 __all__ = ["BUILT_SUFFIXES", "ENGINE_SUFFIXES", "Engine", "InferenceResult", "InputSpec", "OUTPUT_NAMES", "open_engine"]

@@ -20,7 +20,7 @@ import numpy as np
 from ard_edge._graph import INPUT_NAME, OUTPUT_NAMES
 from ard_edge.errors import EngineError
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 @dataclasses.dataclass(frozen=True)

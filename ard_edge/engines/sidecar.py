@@ -23,7 +23,7 @@ from ard_edge.errors import EngineError
 
 FORMAT = "ard-edge-engine/1"
 SUFFIX = ".json"
-BACKENDS = ("tensorrt", "onnxruntime")
+BACKENDS = ("tensorrt", "onnxruntime", "openvino")
 
 # The metadata keys that decide verdicts; a sidecar must agree with its graph on each.
 BOUND_METADATA = ("threshold", "score_stats", "input", "model", "checkpoint_sha256")
@@ -70,15 +70,24 @@ def _check_engine_file(sidecar: dict[str, Any], engine_path: Path, path: Path) -
     Hashing costs a read of the file, little next to deserializing it, and it catches an engine
     swapped for another model's engine of the same size (which would run under this threshold).
     """
-    recorded = sidecar.get("engine", {})
-    mismatch = None
-    if recorded.get("bytes") is not None and engine_path.stat().st_size != recorded["bytes"]:
-        mismatch = f"describes a {recorded['bytes']}-byte engine but {engine_path} has {engine_path.stat().st_size} bytes"
-    elif recorded.get("sha256") is not None and sha256_file(engine_path) != recorded["sha256"]:
-        mismatch = f"records sha256 {recorded['sha256'][:12]}... but {engine_path} hashes differently"
+    mismatch = _file_mismatch(sidecar.get("engine", {}), engine_path)
+    weights = sidecar.get("weights")  # an OpenVINO IR's weights file
+    if mismatch is None and weights:
+        mismatch = _file_mismatch(weights, engine_path.with_name(weights["file"]))
     if mismatch:
         raise EngineError(f"{path} {mismatch}: the two do not belong together;"
                           f" rebuild with: {rebuild_command(sidecar, engine_path)}")
+
+
+def _file_mismatch(recorded: dict[str, Any], file: Path) -> str | None:
+    """How ``file`` differs from the size and sha256 the sidecar recorded for it, or None."""
+    if not file.is_file():
+        return f"describes {file.name}, which is missing"
+    if recorded.get("bytes") is not None and file.stat().st_size != recorded["bytes"]:
+        return f"describes a {recorded['bytes']}-byte {file.name} but {file} has {file.stat().st_size} bytes"
+    if recorded.get("sha256") is not None and sha256_file(file) != recorded["sha256"]:
+        return f"records sha256 {recorded['sha256'][:12]}... for {file.name} but {file} hashes differently"
+    return None
 
 
 def check_metadata_agrees(recorded: dict[str, Any], embedded: dict[str, Any], path: str | Path) -> None:

@@ -31,7 +31,13 @@ def best_providers(requested: list[str] | None = None) -> list[str]:
 
 
 def session_options(intra_op_threads: int | None = None, inter_op_threads: int | None = None):
-    """Latency-tuned options: all graph optimizations, memory pattern, sequential execution."""
+    """Latency-tuned options: all graph optimizations, memory pattern, sequential execution, no spinning.
+
+    ONNX Runtime's workers spin after each call by default, waiting for the next one. Next to
+    another engine (``ard-edge bench`` interleaves them) or the runtime's capture and preprocess
+    threads, that spinning takes the cores the others need: two sessions interleaved at 2
+    threads measured almost twice their solo latency. Without it a call pays a wake-up instead.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -40,6 +46,8 @@ def session_options(intra_op_threads: int | None = None, inter_op_threads: int |
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.intra_op_num_threads = intra_op_threads or 0  # 0: one per physical core
     options.inter_op_num_threads = inter_op_threads or 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
