@@ -420,7 +420,7 @@ class Pipeline:
 
     def _output_loop(self) -> None:
         interval_s = self.settings.status_interval_s
-        next_status_s = time.monotonic() + interval_s
+        next_status_s = time.monotonic()  # the first status at once: until it comes, nothing says "streaming"
         while True:
             outcome = self._output_q.get(timeout_s=max(0.0, next_status_s - time.monotonic()))
             if outcome is CLOSED:

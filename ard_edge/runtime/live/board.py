@@ -122,7 +122,9 @@ class LiveBoard:
         for name, view in sorted(self.cameras.items()):
             if view.ended:
                 reasons.append(f"{name}: the run has ended")
-            elif view.status is not None and view.status.camera_state != "streaming":
+            elif view.status is None:
+                reasons.append(f"{name}: starting: no status from its pipeline yet")
+            elif view.status.camera_state != "streaming":
                 reasons.append(f"{name}: camera {view.status.camera_state}")
         return reasons
 
