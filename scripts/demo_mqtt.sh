@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo's MQTT step (docs/outputs.md): when mosquitto is installed, start one on a free local
-# port, stream the simulated camera with `outputs.mqtt` on, and show decisions arriving.
-# usage: scripts/demo_mqtt.sh DEMO_DIR   (needs DEMO_DIR/engines/demo.engine from scripts/demo.sh)
+# port, stream the test set through the replay camera with `outputs.mqtt` on, and show decisions
+# (PASS and FAIL) arriving.
+# usage: scripts/demo_mqtt.sh DEMO_DIR   (needs DEMO_DIR/engines/demo.engine and DEMO_DIR/line_camera from scripts/demo.sh)
 set -euo pipefail
 DEMO="${1:-demo}"
 MOSQUITTO="$(command -v mosquitto || { test -x /usr/sbin/mosquitto && echo /usr/sbin/mosquitto; } || true)"
@@ -19,19 +20,19 @@ BROKER=$!
 SUB=""
 trap 'kill $BROKER ${SUB:+$SUB} 2>/dev/null || true' EXIT
 sleep 0.5
-# The demo camera with MQTT on: the example config plus a station name and an outputs: section.
+# The replay camera with MQTT on: the example config plus a station name and an outputs: section.
 { cat examples/ard-edge.yaml; printf '\nstation: demo\noutputs:\n  mqtt:\n    port: %s\n' "$PORT"; } > "$WORK/ard-edge.yaml"
 if command -v mosquitto_sub > /dev/null; then
   mosquitto_sub -p "$PORT" -t 'ard-edge/demo/+/decision' -C 3 > "$WORK/received.txt" &
   SUB=$!
   sleep 0.3
 fi
-ard-edge run --camera cam0 --config "$WORK/ard-edge.yaml" --engine "$DEMO/engines/demo.engine" \
-  --max-frames 40 --batch 4 --out "$WORK/line"
+ard-edge run --camera "folder:$DEMO/line_camera" --fps 20 --config "$WORK/ard-edge.yaml" \
+  --engine "$DEMO/engines/demo.engine" --batch 4 --out "$WORK/line"
 if [[ -n "$SUB" ]]; then
   wait "$SUB" || true
   SUB=""
-  echo "the first decisions mosquitto_sub received on ard-edge/demo/cam0/decision (cut to 160 characters):"
+  echo "the first decisions mosquitto_sub received on ard-edge/demo/+/decision (cut to 160 characters):"
   cut -c1-160 "$WORK/received.txt"
 else
   echo "install mosquitto-clients to see the decisions arrive here (mosquitto_sub)"
