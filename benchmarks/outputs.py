@@ -80,8 +80,9 @@ def handshake(args) -> dict:
         "cameras": {"line1": tlsimu_config()},
         "outputs": {"opcua": {"endpoint": endpoint}},
     }))
+    threads = ["--engine-threads", str(args.engine_threads)] if args.engine_threads else []
     run = subprocess.Popen([str(ARD_EDGE), "run", "--camera", "line1", "--engine", str(args.engine), "--config",
-                            str(config), "--out", str(work / "out")], stdout=subprocess.DEVNULL,
+                            str(config), "--out", str(work / "out"), *threads], stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     try:
         trips = asyncio.run(_plc(endpoint, args.cycles))
@@ -296,6 +297,7 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=WORK_DIR)
     parser.add_argument("--engine", type=Path, default=Path("demo/engines/demo.engine"), help="handshake: the engine")
     parser.add_argument("--cycles", type=int, default=500, help="handshake: Trigger/ResultAck cycles")
+    parser.add_argument("--engine-threads", type=int, help="handshake: run --engine-threads (default: the engine's own)")
     parser.add_argument("--warmup", type=int, default=20, help="handshake: first cycles left out")
     parser.add_argument("--pairs", type=int, default=6, help="overhead: off/on run pairs")
     parser.add_argument("--seconds", type=float, default=15.0, help="overhead: length of each run")

@@ -26,13 +26,15 @@ class Broker:
     a restart, as on a production broker.
     """
 
-    def __init__(self, folder: Path, users: dict[str, str] | None = None):
+    def __init__(self, folder: Path, users: dict[str, str] | None = None, tls: tuple[Path, Path] | None = None):
         self.folder = folder
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         folder.mkdir(parents=True, exist_ok=True)
         lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
                  "max_queued_messages 0", "max_inflight_messages 0", "user root"]
+        if tls:  # (certificate, key); self-signed, so the certificate is its own CA file
+            lines += [f"cafile {tls[0]}", f"certfile {tls[0]}", f"keyfile {tls[1]}"]
         if users:
             password_file = folder / "passwords"
             for index, (user, password) in enumerate(users.items()):

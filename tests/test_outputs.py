@@ -230,6 +230,49 @@ def _status(sinks: dict[str, int]):
 
 
 @needs_mosquitto
+def _self_signed_localhost(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 (and its key), PEM: what a broker on a test host would show."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = folder / "broker.pem", folder / "broker.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+@needs_mosquitto
+def test_mqtt_over_tls_verifies_the_broker_and_delivers(model, replay, tmp_path):
+    cert, key = _self_signed_localhost(tmp_path / "tls")
+    broker = Broker(tmp_path / "broker", tls=(cert, key)).start()
+    try:
+        trusted = run_replay(model, replay, tmp_path / "trusted", app(mqtt={"port": broker.port, "tls": True,
+                                                                            "ca_file": str(cert)}), frames=12)
+        # The system CAs do not know this broker: nothing is delivered, everything waits on disk.
+        untrusted = run_replay(model, replay, tmp_path / "untrusted",
+                               app(mqtt={"port": broker.port, "tls": True, "connect_timeout_s": 1.0}), frames=4)
+    finally:
+        broker.stop()
+    assert trusted.lost == 0 and trusted.sink_stats["mqtt_delivered"] == 12 and trusted.sink_stats["mqtt_queued"] == 0
+    assert untrusted.lost == 0 and untrusted.sink_stats["mqtt_delivered"] == 0 and untrusted.sink_stats["mqtt_queued"] == 4
+
+
 def test_wrong_mqtt_credentials_are_one_line_naming_the_sink(model, replay, tmp_path):
     broker = Broker(tmp_path / "broker", users={"line": "right"}).start()
     config = tmp_path / "ard-edge.yaml"
