@@ -299,7 +299,8 @@ def gate_engine(
     images = split_images(data_dir, num_images, seed)
     if not images.gate:
         raise CalibrationError(f"no images for the accuracy gate in {data_dir}: add good images or a test/ folder")
-    gate = _run_gate(Path(onnx_path), open_candidate, images, max_auroc_drop, min_agreement, progress, candidate)
+    gate = _run_gate(Path(onnx_path), open_candidate, images, max_auroc_drop, min_agreement, progress, candidate,
+                     subject=f"the {candidate} engine as built, against the fp32 graph on ONNX Runtime")
     if gate["status"] == "refused":
         raise AccuracyGateRefused(f"accuracy gate refused the {candidate} engine: " + "; ".join(gate["reasons"])
                                   + ". Nothing written: build fp32, or int8 from the Q/DQ graph", {"gate": gate})
@@ -307,7 +308,8 @@ def gate_engine(
 
 
 def _run_gate(fp32: Path, candidate: _gate.Model, images: ImageSplit, max_auroc_drop: float, min_agreement: float,
-              progress: ProgressCallback | None, candidate_name: str = "int8") -> dict:
+              progress: ProgressCallback | None, candidate_name: str = "int8",
+              subject: str = "the Q/DQ graph on ONNX Runtime, against the fp32 graph") -> dict:
     items = images.gate
     results = {}
     for name, model in (("fp32", fp32), (candidate_name, candidate)):
@@ -321,7 +323,8 @@ def _run_gate(fp32: Path, candidate: _gate.Model, images: ImageSplit, max_auroc_
 
         results[name] = _gate.run_engine(model, items, on_batch)
     labels = [label for _, label in items]
-    return _gate.compare(results["fp32"], results[candidate_name], labels, max_auroc_drop, min_agreement, candidate_name)
+    gate = _gate.compare(results["fp32"], results[candidate_name], labels, max_auroc_drop, min_agreement, candidate_name)
+    return {**gate, "subject": subject}  # a build can gate twice (its Q/DQ graph, then its engine): say which
 
 
 def _cache_record(ranges: dict, onnx_sha256: str, method: str, seed: int, images: ImageSplit) -> dict:

@@ -115,7 +115,7 @@ def format_report(report: dict) -> str:
         ("AUROC drop", _number(gate["auroc_drop"]), f"<= {gate['max_auroc_drop']:g}"),
     ]
     width = max(len(name) for name, _, _ in rows)
-    lines.append(f"accuracy gate: {gate['status'].upper()}")
+    lines.append(f"accuracy gate: {gate['status'].upper()}" + (f" ({gate['subject']})" if gate.get("subject") else ""))
     lines += [f"  {name:<{width}}  {value:<24} {limit}".rstrip() for name, value, limit in rows]
     return "\n".join(lines)
 
