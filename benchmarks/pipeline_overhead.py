@@ -42,7 +42,7 @@ def export_untrained(work_dir: Path, image_size: int, threshold: float = 1e9) ->
 
     work_dir.mkdir(parents=True, exist_ok=True)
     # The small distillation-only engine the recorded numbers were measured with.
-    model = ARDModel(ModelConfig(image_size=image_size, distillation=True, bank_size=0, gaussian=False), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=image_size, distillation=True, bank_size=0, gaussian=False), build_teacher("efficientnet_lite0")).eval()
     checkpoint = work_dir / f"untrained_{image_size}px.ckpt"
     save_checkpoint(checkpoint, model, {"threshold": threshold, "score_stats": {"min": 0.0}, "normalization": {}})
     export_onnx(checkpoint, onnx_path, channels=1, batch=None)

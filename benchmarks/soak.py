@@ -40,7 +40,7 @@ def export_small_model(work_dir: Path, fail_fraction: float) -> Path:
 
     work_dir.mkdir(parents=True, exist_ok=True)
     # The small distillation-only engine the recorded numbers were measured with.
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=0, gaussian=False), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=0, gaussian=False), build_teacher("efficientnet_lite0")).eval()
     checkpoint, probe = work_dir / "soak_64px.ckpt", work_dir / "soak_probe.onnx"
     save_checkpoint(checkpoint, model, {"threshold": 1e9, "score_stats": {"min": 0.0}, "normalization": {}})
     export_onnx(checkpoint, probe, channels=1, batch=None)

@@ -12,7 +12,7 @@ step() { STEP=$((STEP + 1)); printf '\n== %d. %s\n' "$STEP" "$*"; }
 step "synthetic dataset (brick texture; local and global defects)"
 ard-edge synth "$DEMO/data" --num-train 120 --num-test 40 --image-size 128 --seed 0 --overwrite
 
-step "fit the default model on the good images (EfficientNet-Lite0 teacher: memory bank and global Gaussian, no student)"
+step "fit the default model on the good images (EfficientNet-Lite2 teacher: memory bank and global Gaussian, no student)"
 ard-edge train --data "$DEMO/data" --out "$DEMO/run" --image-size 128 --epochs 15 --batch-size 16 --seed 0
 
 step "evaluate: image AUROC, pixel AUROC, PRO per defect type"

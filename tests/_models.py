@@ -22,7 +22,7 @@ def exported_onnx(tmp_path_factory, channels: int = 1, batch: int | None = None,
 
         directory = tmp_path_factory.mktemp("model")
         checkpoint = directory / "m.ckpt"
-        config = ModelConfig(image_size=image_size, attention="se", distillation=True, bank_size=256)
+        config = ModelConfig(backbone="efficientnet_lite0", image_size=image_size, attention="se", distillation=True, bank_size=256)
         model = ARDModel(config, build_teacher("efficientnet_lite0")).eval()
         _fit_feature_heads(model, image_size)
         save_checkpoint(checkpoint, model, {"threshold": 1.0, "score_stats": {"min": 0.5}, "normalization": {}})

@@ -66,15 +66,15 @@ def test_fashion_mnist_smoke_runs_and_resumes(tmp_path):
     _run("fashion_mnist.py", *args)
     summary = json.loads((tmp_path / "fm.json").read_text())
     pairs = {(r["class"], r["attention"]) for r in summary["results"]}
-    assert pairs == {(0, "none"), (0, "cbam"), (1, "none"), (1, "cbam")}
+    assert pairs == {(c, v) for c in (0, 1) for v in ("none", "cbam", "default")}
     assert all(0.0 <= r["image_auroc"] <= 1.0 for r in summary["results"])
     assert summary["settings"]["num_test"] == 200
     text = (tmp_path / "results.md").read_text()
-    assert "## One-class novelty detection: Fashion-MNIST" in text and "EfficientNet-Lite0" in text
-    assert "| 1 Trouser |" in text and "**mean**" in text
+    assert "## One-class novelty detection: Fashion-MNIST" in text and "efficientnet_lite2" in text
+    assert "| 1 Trouser |" in text and "**mean**" in text and "default model" in text
 
     again = _run("fashion_mnist.py", *args)
-    assert again.count("reusing") == 4 and "ard-edge train" not in again
+    assert again.count("reusing") == 6 and "ard-edge train" not in again
 
 
 @pytest.mark.slow
@@ -83,20 +83,23 @@ def test_magnetic_tile_smoke_on_synthetic_data(tmp_path):
     work = tmp_path / "work"
     _run("magnetic_tile.py", "--smoke", "--work", str(work))
     summary = json.loads((work / "magnetic_tile.json").read_text())
-    assert [v["attention"] for v in summary["variants"]] == ["none", "cbam"]
-    assert all(v["status"] == "done" and v["training"]["epochs"] == 1 for v in summary["variants"])
+    assert [v["attention"] for v in summary["variants"]] == ["default", "none", "cbam"]
+    assert all(v["status"] == "done" for v in summary["variants"])
+    assert all(v["training"]["epochs"] == 1 for v in summary["variants"][1:])
+    assert summary["variants"][0]["model"]["distillation"] is False
     # A 1-epoch 32 px model may or may not pass the INT8 gate; either outcome must be reported.
     status = summary["int8"]["status"]
     assert status in ("done", "refused by the calibration accuracy gate"), status
     text = (work / "results.md").read_text()
     assert "## Surface defects: magnetic tile" in text and "Pixel AUROC" in text and "cores" in text
-    assert ("INT8 Q/DQ (ORT CPU)" in text) if status == "done" else ("accuracy gate: REFUSED" in text)
+    assert "Recall at a 1% false-reject rate" in text and "| **overall** |" in text
+    assert ("INT8 of the default model, `ard-edge calibrate" in text) if status == "done" else (
+        "accuracy gate: REFUSED" in text)
 
     # The engine path of the INT8 evaluation, on the FP32 export: it must agree with ard-edge eval.
-    best = summary["best"]
     report = mt.engine_report(work / "best.onnx", work / "synth", threads=1)
-    expected = json.loads((work / "runs" / best / "report.json").read_text())
+    expected = json.loads((work / "runs" / "default" / "report.json").read_text())
     assert report["overall"]["image_auroc"] == pytest.approx(expected["overall"]["image_auroc"], abs=0.03)
 
     again = _run("magnetic_tile.py", "--smoke", "--work", str(work), "--no-train", "--skip-int8")
-    assert again.count("reusing") == 2
+    assert again.count("reusing") == 3

@@ -77,7 +77,7 @@ class GraphEngine(RecordingEngine):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("bench")
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
     save_checkpoint(folder / "m.ckpt", model, {"threshold": 1.0, "score_stats": {"min": 0.0}, "normalization": {}})
     export_onnx(folder / "m.ckpt", folder / "m.onnx", channels=3, batch=None)
     export_onnx(folder / "m.ckpt", folder / "fixed1.onnx", channels=3, batch=1)

@@ -17,7 +17,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("engines")
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
     save_checkpoint(folder / "model.ckpt", model, {"threshold": 2.0, "score_stats": {"min": 1.0}})
     export_onnx(folder / "model.ckpt", folder / "mono.onnx", channels=1, batch=2)
     return folder

@@ -17,7 +17,7 @@ torch.set_num_threads(2)
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention="cbam"), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256, attention="cbam"), build_teacher("efficientnet_lite0")).eval()
     path = tmp_path_factory.mktemp("run") / "model.ckpt"
     save_checkpoint(path, model, {"threshold": 2.0, "score_stats": {"min": 1.0}, "normalization": {}})
     return path

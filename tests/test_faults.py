@@ -130,7 +130,7 @@ def artifacts(tmp_path_factory, onnx_model):
 
     folder = tmp_path_factory.mktemp("artifacts")
     good = onnx_model.read_bytes()
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention="se"), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256, attention="se"), build_teacher("efficientnet_lite0")).eval()
     save_checkpoint(folder / "good.ckpt", model, {"threshold": 1.0, "score_stats": {"min": 0.5}, "normalization": {}})
     save_checkpoint(folder / "nan_threshold.ckpt", model,
                     {"threshold": float("nan"), "score_stats": {"min": 0.5}, "normalization": {}})

@@ -132,3 +132,32 @@ def test_a_model_needs_a_head():
 
     with pytest.raises(ConfigError, match="needs a score head"):
         ModelConfig(bank_size=0, gaussian=False).validate()
+
+
+def test_the_gaussian_enters_the_fused_score_at_its_weight(fitted_model):
+    model, _ = fitted_model
+    frames = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        z = model.z_scores(model.head_outputs(frames))
+        fused = model.fuse(model.head_outputs(frames))
+    want = z["distillation"] + z["bank"] + model.config.gaussian_weight * z["gaussian"]
+    torch.testing.assert_close(fused, want)
+    assert ModelConfig().gaussian_weight == 0.25
+
+
+def test_a_checkpoint_from_before_the_weight_keeps_weight_one(fitted_model, tmp_path):
+    import json
+
+    from ard_edge.model import read_metadata, save_checkpoint
+
+    model, _ = fitted_model
+    path = tmp_path / "old.ckpt"
+    save_checkpoint(path, model, {"threshold": 1.0, "score_stats": {"min": 0.0}, "normalization": {}})
+    header = read_metadata(path)
+    assert header["model"]["gaussian_weight"] == model.config.gaussian_weight
+    # Rewrite the header as an older ard-edge wrote it: no gaussian_weight key.
+    from safetensors.torch import load_file, save_file
+
+    del header["model"]["gaussian_weight"]
+    save_file(load_file(str(path)), str(path), metadata={"ard_edge": json.dumps(header)})
+    assert load_checkpoint(path)[0].config.gaussian_weight == 1.0

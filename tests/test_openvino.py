@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,10 +50,12 @@ def _subset(source: Path, target: Path, good: int, per_type: int) -> Path:
 
 @pytest.fixture(scope="module")
 def real_model(magnetic_tile, tmp_path_factory):
-    """The default model (memory bank + Gaussian) fitted on magnetic-tile images at 64 px, exported."""
+    """The default heads (memory bank + Gaussian) on the small Lite0 teacher, fitted on magnetic-tile
+    images at 64 px, exported."""
     root = tmp_path_factory.mktemp("openvino")
     data = _subset(magnetic_tile, root / "data", good=60, per_type=8)
-    ard_edge("train", "--data", data, "--out", root / "run", "--image-size", "64", "--bank-size", "500")
+    ard_edge("train", "--data", data, "--out", root / "run", "--backbone", "efficientnet_lite0", "--image-size", "64",
+             "--bank-size", "500")
     ard_edge("export", "--model", root / "run" / "model.ckpt", "--out", root / "m.onnx", "--channels", "1",
              "--batch", "dynamic")
     return root, data
@@ -130,6 +133,51 @@ def test_bf16_is_gated_and_runs_bf16(real_model, tmp_path):
     _, bf16 = _scores_and_decisions(_results(out, frames))
     _, fp32 = _scores_and_decisions(_results(root / "m.onnx", frames))
     assert np.mean(bf16 == fp32) >= 0.8
+
+
+@pytest.mark.skipif(not BF16, reason="this CPU has no bf16 units")
+def test_mixed_runs_only_the_bank_search_in_bf16_behind_the_gate(real_model, tmp_path):
+    root, data = real_model
+    out = tmp_path / "m.mixed.engine"
+    done = _build_gated(root, data, out, "mixed", "--batch", "1:4:8")
+    assert "accuracy gate: PASSED (the mixed engine as built" in done.stdout
+    sidecar = json.loads(out.with_name(out.name + ".json").read_text())
+    assert sidecar["precision"] == "mixed" and sidecar["gate"]["candidate"] == "mixed"
+    assert sidecar["openvino"]["inference_precision"] == "f32"
+    assert sidecar["environment"]["lowered"] == {"memory_bank_search": "bf16", "searches": 1}
+    with open_engine(out) as engine:
+        layers = [(op.get_rt_info()["layerType"].astype(str), op.get_rt_info()["runtimePrecision"].astype(str))
+                  for op in engine._compiled.get_runtime_model().get_ordered_ops()]
+    assert ("FullyConnected", "bf16") in layers  # the bank's MatMul
+    assert {p for kind, p in layers if kind == "Convolution"} == {"f32"}  # the teacher is untouched
+    frames = _test_frames(data)
+    mixed, fp32 = (_scores_and_decisions(_results(path, frames)) for path in (out, root / "m.onnx"))
+    assert np.mean(mixed[1] == fp32[1]) >= 0.95
+    assert np.corrcoef(mixed[0], fp32[0])[0, 1] > 0.999
+    shown = ard_edge("bench", "--engine", out, "--batch", "1", "--iterations", "1", "--warmup", "0").stdout
+    assert re.search(r"openvino mixed \(runs f32, \d+ layers bf16\)", shown)
+
+
+def test_mixed_needs_a_memory_bank(tmp_path):
+    onnx_path = _without_bank(tmp_path / "nobank.onnx")
+    build = BuildRequest(onnx=onnx_path, out=tmp_path / "m.engine", precision="mixed", target="openvino",
+                         calibration_data=tmp_path)
+    with pytest.raises(EngineError, match="has no memory bank: build it with --precision fp32 or bf16"):
+        build_engine(build)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nobank.onnx"]  # nothing half-written
+
+
+def _without_bank(dst: Path) -> Path:
+    """A distillation and Gaussian model, exported: no memory bank."""
+    from ard_edge.export import export_onnx
+    from ard_edge.model import ARDModel, ModelConfig, build_teacher, save_checkpoint
+
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=0), build_teacher("efficientnet_lite0"))
+    checkpoint = dst.with_suffix(".ckpt")
+    save_checkpoint(checkpoint, model.eval(), {"threshold": 1.0, "score_stats": {"min": 0.5}, "normalization": {}})
+    export_onnx(checkpoint, dst, channels=1)
+    checkpoint.unlink()
+    return dst
 
 
 def test_int8_builds_from_the_qdq_graph_behind_the_gate(real_model, tmp_path):

@@ -68,7 +68,7 @@ def models(tmp_path_factory):
     """A 64 px mono model whose threshold splits the replay images: some PASS, some FAIL."""
     folder = tmp_path_factory.mktemp("runtime")
     replay = _write_replay_images(folder / "replay")
-    model = ARDModel(ModelConfig(image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
+    model = ARDModel(ModelConfig(backbone="efficientnet_lite0", image_size=64, distillation=True, bank_size=256), build_teacher("efficientnet_lite0")).eval()
     threshold = _threshold_splitting(model, replay)
     save_checkpoint(folder / "m.ckpt", model, {"threshold": threshold, "score_stats": {"min": 0.0}, "normalization": {}})
     export_onnx(folder / "m.ckpt", folder / "mono.onnx", channels=1, batch=None)

@@ -54,7 +54,7 @@ def trained(dataset, tmp_path_factory):
 def test_train_writes_a_checkpoint_with_threshold_and_metadata(trained, dataset):
     run, stdout = trained
     header = read_metadata(run / "model.ckpt")
-    assert header["model"]["backbone"] == "efficientnet_lite0" and header["model"]["image_size"] == 64
+    assert header["model"]["backbone"] == "efficientnet_lite2" and header["model"]["image_size"] == 64
     assert header["threshold"] >= header["score_stats"]["min"]
     assert header["score_stats"]["count"] == 2  # 10% of 24 good images held out
     assert header["training"]["completed"] and header["training"]["epochs_done"] == 2

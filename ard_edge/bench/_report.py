@@ -201,9 +201,13 @@ class BenchReport:
         for engine in self.engines:
             threads = "" if engine.get("threads") is None else f", {engine['threads']} threads"
             graph = ", CUDA graph" if engine.get("cuda_graph") else ""
-            # OpenVINO: the precision its float layers really run in (bf16 by default on some CPUs).
-            runs = engine.get("describe", {}).get("inference_precision")
-            runs = f" (runs {runs})" if runs else ""
+            # OpenVINO: the precision its float layers really run in (bf16 by default on some CPUs),
+            # and the layers an IR types lower itself (mixed: the bank's search in bf16).
+            described = engine.get("describe", {})
+            runs = described.get("inference_precision")
+            lowered = [f"{count} layers {name}" for name, count in (described.get("runtime_precisions") or {}).items()
+                       if name in ("bf16", "f16") and name != runs]
+            runs = f" (runs {', '.join([runs, *lowered])})" if runs else ""
             spec = engine["input"]
             lines.append((f"engine {engine['index']}", f"{engine['label']}: {engine['backend']} {engine['precision']}"
                           f"{runs}, {spec['height']}x{spec['width']}x{spec['channels']}{threads}{graph} ({engine['path']})"))

@@ -96,7 +96,7 @@ class _BarProgress:
 
 @click.command("build-engine")
 @click.option("--onnx", "onnx_path", type=click.Path(path_type=Path), metavar="FILE", help="ard-edge ONNX export (fp32, or int8 Q/DQ from ard-edge calibrate).")
-@click.option("--precision", default="fp32", metavar="fp32|fp16|bf16|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data; on OpenVINO every precision but fp32 is gated on --calibration-data.")
+@click.option("--precision", default="fp32", metavar="fp32|fp16|bf16|mixed|int8", show_default=True, help="Engine precision; int8 calibrates an fp32 ONNX with --calibration-data; mixed (OpenVINO) runs the memory bank's search in bf16 and the rest in fp32; on OpenVINO every precision but fp32 is gated on --calibration-data.")
 @click.option("--out", "out_path", type=click.Path(path_type=Path), metavar="FILE", help="Engine to write, e.g. engines/NAME.engine (sidecar: FILE.json).")
 @click.option("--target", default="auto", metavar="auto|tensorrt|openvino|onnxruntime|triton", show_default=True, help="auto: TensorRT when a GPU, TensorRT and pycuda are present, else OpenVINO on an x86 CPU where it is installed, else ONNX Runtime. triton: a Triton model repository at --out.")
 @click.option("--calibration-data", type=click.Path(path_type=Path), metavar="DIR", help="Good images to calibrate an fp32 ONNX for int8.")

@@ -8,14 +8,15 @@ import click
 
 from ard_edge.cli._common import progress_bar
 
-_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "distillation", "bank_size", "gaussian")
+_MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "distillation", "bank_size", "gaussian",
+                  "gaussian_weight")
 
 
 @click.command()
 @click.option("--data", type=click.Path(path_type=Path), help="Dataset folder in MVTec AD layout (train/good is used).")
 @click.option("--out", type=click.Path(path_type=Path), help="Run folder for model.ckpt and the resume state.")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML file with these settings; options override it.")
-@click.option("--backbone", help="Teacher: efficientnet_lite0 (default), resnet18, resnet34, resnet50, wide_resnet50_2.")
+@click.option("--backbone", help="Teacher: efficientnet_lite2 (default), efficientnet_lite0, efficientnet_lite1, resnet18, resnet34, resnet50, wide_resnet50_2.")
 @click.option("--teacher-weights", type=click.Path(path_type=Path), help="torchvision .pth/.safetensors weights for ResNet teachers.")
 @click.option("--random-teacher", is_flag=True, default=None, help="Use an untrained teacher (explicit opt-in).")
 @click.option("--attention", help="Attention in the bottleneck blocks: none (plain RD), se (default), eca, cbam.")
@@ -25,6 +26,7 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "disti
               help="Train the attention bottleneck and student decoder (ARD; RD with --attention none) as a score head. [off]")
 @click.option("--bank-size", type=int, help="Memory-bank vectors on the teacher's taps; 0 for none. [16000]")
 @click.option("--gaussian/--no-gaussian", default=None, help="Score the globally pooled taps' Mahalanobis distance. [on]")
+@click.option("--gaussian-weight", type=float, help="Weight of the Gaussian's z-score in the fused score. [0.25]")
 @click.option("--epochs", type=int, help="[10]")
 @click.option("--batch-size", type=int, help="[16]")
 @click.option("--lr", type=float, help="Adam learning rate. [0.005]")

@@ -8,7 +8,8 @@ Three targets, one result: ``open_engine('engines/NAME.engine')`` works wherever
   graph. FP16 is refused there: ONNX Runtime's CPU provider has few float16 kernels and wraps the
   others in casts, so an FP16 file would run slower than FP32 on the machines this target is for.
 * ``openvino`` (x86 CPUs with OpenVINO installed): OpenVINO IR (``.engine`` is the XML, ``.engine.bin``
-  the weights), FP32, bf16, fp16 or the INT8 Q/DQ graph. Every precision but FP32 is compared with
+  the weights), FP32, bf16, fp16, mixed (the memory bank's search in bf16, the rest FP32) or the
+  INT8 Q/DQ graph. Every precision but FP32 is compared with
   FP32 by the accuracy gate on the very engine it builds (see :func:`_build_openvino`).
 
 The engine and its sidecar are written atomically: a failed build leaves neither file, and an
@@ -41,8 +42,8 @@ from ard_edge.errors import ConfigError, EngineError, MissingDependency
 log = logging.getLogger(__name__)
 
 TARGETS = ("auto", "tensorrt", "openvino", "onnxruntime")
-# What runs bf16 and fp16 here: TensorRT's fp16; bf16 and fp16 on OpenVINO.
-_PRECISION_TARGETS = {"fp16": ("tensorrt", "openvino"), "bf16": ("openvino",)}
+# What runs bf16 and fp16 here: TensorRT's fp16; bf16, fp16 and mixed (bank search in bf16) on OpenVINO.
+_PRECISION_TARGETS = {"fp16": ("tensorrt", "openvino"), "bf16": ("openvino",), "mixed": ("openvino",)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,7 +151,7 @@ def _calibration_progress(progress: BuildProgress) -> Callable[[str, int, int], 
     started: set[str] = set()
 
     def report(stage: str, done: int, total: int) -> None:
-        name = f"INT8 {stage}"
+        name = stage if stage.startswith("gate") else f"INT8 {stage}"  # a bf16 gate is no INT8 step
         if name not in started:
             started.add(name)
             progress.phase_start(name, None, total)
@@ -194,7 +195,8 @@ def _build_openvino(request: BuildRequest, source: Path, engine_tmp: Path, stack
     from ard_edge.engines.openvino.builder import convert_onnx
 
     weights_tmp = stack.enter_context(atomic_path(weights_path(request.out)))
-    environment = convert_onnx(source, engine_tmp, weights_tmp, batch, metadata, progress)
+    environment = convert_onnx(source, engine_tmp, weights_tmp, batch, metadata, progress,
+                               lower_bank=request.precision == "mixed")
     runs = INFERENCE_PRECISIONS[request.precision]
     sections: dict[str, Any] = {
         "openvino": {"inference_precision": runs, "device": environment["device"]},
@@ -208,6 +210,9 @@ def _build_openvino(request: BuildRequest, source: Path, engine_tmp: Path, stack
     with open_candidate() as engine:  # it must compile and run before anything else
         engine.warmup(1, batch.min)
         sections["openvino"]["runtime_precisions"] = engine.runtime_precisions
+    if "lowered" in environment and not engine.runtime_precisions.get(environment["lowered"]["memory_bank_search"]):
+        raise EngineError(f"this CPU runs the memory bank's search in f32, not {environment['lowered']['memory_bank_search']}"
+                          " (no bf16 units): --precision mixed would gain nothing; build --precision fp32")
     if request.precision != "fp32":
         sections["gate"] = gate_engine(
             request.onnx, open_candidate, request.calibration_data, request.precision,

@@ -20,7 +20,8 @@ import numpy as np
 from ard_edge._graph import INPUT_NAME, OUTPUT_NAMES
 from ard_edge.errors import EngineError
 
-PRECISIONS = ("fp32", "fp16", "bf16", "int8")
+# mixed: OpenVINO only, the memory bank's search in bf16 and the rest in fp32.
+PRECISIONS = ("fp32", "fp16", "bf16", "mixed", "int8")
 
 
 @dataclasses.dataclass(frozen=True)

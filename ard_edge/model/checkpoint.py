@@ -55,13 +55,20 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return header
 
 
+def _with_old_defaults(model: Any) -> Any:
+    """Checkpoints from before a field existed keep the behaviour they were fitted with."""
+    if isinstance(model, dict) and model.get("gaussian") and "gaussian_weight" not in model:
+        return {**model, "gaussian_weight": 1.0}
+    return model
+
+
 def load_checkpoint(path: str | Path) -> tuple[ARDModel, dict[str, Any]]:
     """Rebuild the model from its checkpoint, in eval mode on the CPU."""
     from safetensors.torch import load_file
 
     header = read_metadata(path)
     try:
-        config = from_dict(ModelConfig, header.get("model"), "model")
+        config = from_dict(ModelConfig, _with_old_defaults(header.get("model")), "model")
     except ArdEdgeError as exc:
         raise CheckpointError(f"{path}: bad model section: {exc}") from exc
     model = ARDModel(config, freeze(create_teacher_architecture(config.backbone)))

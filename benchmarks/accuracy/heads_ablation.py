@@ -72,17 +72,11 @@ def main(argv=None) -> int:
 def validation_rows(model, args) -> list[dict]:
     """Image AUROC of each variant: held-out goods against the same goods with drawn defects."""
     from ard_edge.data import DEFECT_TYPES
-    from ard_edge.data._synth import _add_defect
     from ard_edge.training._data import load_train_images
 
     holdout = load_train_images(args.data, model.config.image_size, args.holdout_fraction, args.seed).holdout
-    gray = holdout[..., 0].numpy()
-    defective = [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
-                 for i, image in enumerate(gray) for k, defect in enumerate(DEFECT_TYPES)]
-    frames = torch.from_numpy(np.repeat(np.stack([*gray, *defective])[..., None], 3, axis=3))
+    frames, labels, types = validation_set(holdout)
     outputs = head_outputs(model, frames, args.batch_size)
-    labels = np.array([0] * len(gray) + [1] * len(defective))
-    types = np.array(["good"] * len(gray) + [d for _ in gray for d in DEFECT_TYPES])
     rows = []
     for name, heads in VARIANTS:
         if all(h in outputs for h in heads):
@@ -92,6 +86,20 @@ def validation_rows(model, args) -> list[dict]:
             rows.append({"variant": name, "image_auroc": {"overall": image_auroc(labels, scores), **per_type}})
             print("validation " + format_auroc(rows[-1]), flush=True)
     return rows
+
+
+def validation_set(holdout: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
+    """Held-out goods, then each of them with every drawn defect type: (frames, labels, types)."""
+    from ard_edge.data import DEFECT_TYPES
+    from ard_edge.data._synth import _add_defect
+
+    gray = holdout[..., 0].numpy()
+    defective = [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
+                 for i, image in enumerate(gray) for k, defect in enumerate(DEFECT_TYPES)]
+    frames = torch.from_numpy(np.repeat(np.stack([*gray, *defective])[..., None], 3, axis=3))
+    labels = np.array([0] * len(gray) + [1] * len(defective))
+    types = np.array(["good"] * len(gray) + [d for _ in gray for d in DEFECT_TYPES])
+    return frames, labels, types
 
 
 @torch.no_grad()

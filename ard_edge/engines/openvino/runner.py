@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 # Engine precision -> OpenVINO's INFERENCE_PRECISION_HINT. int8 is the Q/DQ graph: its quantized
 # layers run in 8 bits whatever the hint, which sets the precision of the float layers around them.
 # Those stay f32: on magnetic tile bf16 flipped 5% of the default model's decisions (docs/openvino.md).
-INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "int8": "f32"}
+# mixed is f32 too: its IR itself types the memory bank's search bf16 (see builder.lower_bank_search).
+INFERENCE_PRECISIONS = {"fp32": "f32", "bf16": "bf16", "fp16": "f16", "mixed": "f32", "int8": "f32"}
 HINTS = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
 WEIGHTS_SUFFIX = ".bin"
 
