@@ -210,9 +210,10 @@ def _build_openvino(request: BuildRequest, source: Path, engine_tmp: Path, stack
     with open_candidate() as engine:  # it must compile and run before anything else
         engine.warmup(1, batch.min)
         sections["openvino"]["runtime_precisions"] = engine.runtime_precisions
-    if "lowered" in environment and not engine.runtime_precisions.get(environment["lowered"]["memory_bank_search"]):
-        raise EngineError(f"this CPU runs the memory bank's search in f32, not {environment['lowered']['memory_bank_search']}"
-                          " (no bf16 units): --precision mixed would gain nothing; build --precision fp32")
+    lowered = environment.get("lowered", {}).get("memory_bank_search")
+    if lowered and not sections["openvino"]["runtime_precisions"].get(lowered):
+        raise EngineError(f"this CPU runs the memory bank's search in f32, not {lowered} (no {lowered} units):"
+                          " --precision mixed would gain nothing; build --precision fp32")
     if request.precision != "fp32":
         sections["gate"] = gate_engine(
             request.onnx, open_candidate, request.calibration_data, request.precision,

@@ -13,8 +13,7 @@ from ard_edge.model.attention import ATTENTIONS
 from ard_edge.model.bottleneck import OneClassBottleneck
 from ard_edge.model.decoder import StudentDecoder
 from ard_edge.model.heads import GlobalGaussian, PatchBank
-from ard_edge.model._efficientnet_lite import LITE_VARIANTS
-from ard_edge.model.teachers import IMAGENET_MEAN, IMAGENET_STD, TEACHERS
+from ard_edge.model.teachers import IMAGENET_MEAN, IMAGENET_STD, LITE_VARIANTS, TEACHERS
 
 # EfficientNet-Lite was trained in TensorFlow on pixels scaled to [-1, 1].
 _TEACHER_NORMALIZATION = dict.fromkeys(LITE_VARIANTS, ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)))
@@ -149,7 +148,9 @@ class ARDModel(nn.Module):
         return z
 
     def fuse(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Sum of the heads' z-scores, the Gaussian's weighted: a map (B, 1, H, W); a score-only head adds everywhere."""
+        """Sum of the heads' z-scores (the Gaussian's at its weight): a map (B, 1, H, W).
+
+        A score-only head adds everywhere."""
         total = None
         for name, z in self.z_scores(outputs).items():
             if name == "gaussian":
