@@ -103,3 +103,19 @@ def test_magnetic_tile_smoke_on_synthetic_data(tmp_path):
 
     again = _run("magnetic_tile.py", "--smoke", "--work", str(work), "--no-train", "--skip-int8")
     assert again.count("reusing") == 3
+
+
+def test_fold_sweep_ranks_variants_on_every_fold_and_scores_the_test_set_on_fold_0(tmp_path):
+    data = tmp_path / "synth"
+    subprocess.run([str(Path(sys.executable).with_name("ard-edge")), "synth", str(data), "--num-train", "20",
+                    "--num-test", "6", "--image-size", "64", "--seed", "0"], check=True, capture_output=True)
+    out = tmp_path / "sweep.json"
+    _run("fold_sweep.py", "--data", str(data), "--backbone", "efficientnet_lite0", "--image-size", "64",
+         "--bank-size", "200", "--folds", "0", "1", "--sigmas", "2", "4", "--gaussian-weights", "0", "0.5",
+         "--bank-augment", "flip", "--stride8-weight", "1.5", "--out", str(out))
+    rows = json.loads(out.read_text())["rows"]
+    # 2 sigmas x (weight 0, and weight 0.5 with each of the 2 Gaussian feature sets)
+    assert len(rows) == 6
+    assert all(len(r["validation_folds"]) == 2 and 0.0 <= r["validation_mean"] <= 1.0 for r in rows)
+    assert [r["validation_mean"] for r in rows] == sorted((r["validation_mean"] for r in rows), reverse=True)
+    assert all({"overall", "recall_at_1pct_frr"} <= set(r["test"]) for r in rows)

@@ -145,7 +145,7 @@ def test_the_gaussian_enters_the_fused_score_at_its_weight(fitted_model):
     assert ModelConfig().gaussian_weight == 0.25
 
 
-def test_a_checkpoint_from_before_the_weight_keeps_weight_one(fitted_model, tmp_path):
+def test_a_checkpoint_from_before_the_weight_and_the_blur_keeps_weight_one_and_blur_four(fitted_model, tmp_path):
     import json
 
     from ard_edge.model import read_metadata, save_checkpoint
@@ -158,6 +158,27 @@ def test_a_checkpoint_from_before_the_weight_keeps_weight_one(fitted_model, tmp_
     # Rewrite the header as an older ard-edge wrote it: no gaussian_weight key.
     from safetensors.torch import load_file, save_file
 
-    del header["model"]["gaussian_weight"]
+    del header["model"]["gaussian_weight"], header["model"]["blur_sigma"]
     save_file(load_file(str(path)), str(path), metadata={"ard_edge": json.dumps(header)})
-    assert load_checkpoint(path)[0].config.gaussian_weight == 1.0
+    config = load_checkpoint(path)[0].config
+    assert (config.gaussian_weight, config.blur_sigma) == (1.0, 4.0)
+
+
+def test_a_flip_bank_covers_the_mirror_images_of_the_training_images():
+    from types import SimpleNamespace
+
+    from ard_edge.training.heads import fit_heads
+    from _models import random_frames
+
+    lite0 = build_teacher("efficientnet_lite0")
+    image = torch.from_numpy(random_frames(1, 64, 3, seed=3))  # a ramp: its mirror image differs
+    data = SimpleNamespace(train=image, holdout=torch.cat([image, image]))
+    farthest = {}
+    for augment, copies in (("none", 1), ("flip", 3)):
+        config = ModelConfig(backbone="efficientnet_lite0", image_size=64, bank_size=64 * copies, gaussian=False,
+                             bank_augment=augment)
+        model = ARDModel(config, lite0).eval()
+        fit_heads(model, None, data, 8, "cpu")  # the bank holds every patch it was given
+        with torch.no_grad():
+            farthest[augment] = float(model.bank(model.teacher(model.preprocess(image.flip(2)))).max())
+    assert farthest["flip"] < 0.05 * farthest["none"]

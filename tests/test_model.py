@@ -158,3 +158,17 @@ def test_model_config_names_the_bad_key():
         from_dict(ModelConfig, {"image_sise": 64}, "model")
     with pytest.raises(ConfigError, match="multiple of 32"):
         from_dict(ModelConfig, {"image_size": 100}, "model")
+    # A blur wider than the map cannot reflect-pad it.
+    with pytest.raises(ConfigError, match=r"model.blur_sigma: .*radius .* below image_size 32"):
+        from_dict(ModelConfig, {"image_size": 32, "blur_sigma": 8.0}, "model")
+    with pytest.raises(ConfigError, match=r"model.blur_sigma: must be > 0"):
+        from_dict(ModelConfig, {"blur_sigma": 0.0}, "model")
+
+
+def test_the_model_blurs_its_map_at_the_configured_sigma():
+    lite0 = build_teacher("efficientnet_lite0")
+    for sigma, want in ((None, 2.0), (5.0, 5.0)):  # None: image_size / 32
+        config = ModelConfig(backbone="efficientnet_lite0", image_size=64, bank_size=0, blur_sigma=sigma)
+        model = ARDModel(config, lite0)
+        torch.testing.assert_close(model.anomaly_map.kernel_x.flatten(), gaussian_kernel1d(want))
+    assert ModelConfig().map_sigma == 8.0

@@ -9,7 +9,7 @@ import click
 from ard_edge.cli._common import progress_bar
 
 _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "distillation", "bank_size", "gaussian",
-                  "gaussian_weight")
+                  "gaussian_weight", "blur_sigma", "bank_augment")
 
 
 @click.command()
@@ -25,8 +25,11 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "disti
 @click.option("--distillation/--no-distillation", default=None,
               help="Train the attention bottleneck and student decoder (ARD; RD with --attention none) as a score head. [off]")
 @click.option("--bank-size", type=int, help="Memory-bank vectors on the teacher's taps; 0 for none. [16000]")
+@click.option("--bank-augment", help="flip: the bank also covers the training images' mirror copies "
+              "(left-right, up-down), for parts that appear mirrored; none (default).")
 @click.option("--gaussian/--no-gaussian", default=None, help="Score the globally pooled taps' Mahalanobis distance. [on]")
 @click.option("--gaussian-weight", type=float, help="Weight of the Gaussian's z-score in the fused score. [0.25]")
+@click.option("--blur-sigma", type=float, help="Gaussian blur of the anomaly map before its maximum, pixels. [image size / 32]")
 @click.option("--epochs", type=int, help="[10]")
 @click.option("--batch-size", type=int, help="[16]")
 @click.option("--lr", type=float, help="Adam learning rate. [0.005]")

@@ -7,11 +7,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Reverse Distillation's and PatchCore's blur, in model pixels; the model's own is ModelConfig.blur_sigma.
 BLUR_SIGMA = 4.0
 
 
+def blur_radius(sigma: float) -> int:
+    """Half-width of the blur kernel: 4 sigma, as scipy's gaussian_filter truncates."""
+    return int(4.0 * sigma + 0.5)
+
+
 def gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    radius = int(4.0 * sigma + 0.5)
+    radius = blur_radius(sigma)
     x = torch.arange(-radius, radius + 1, dtype=torch.float32)
     kernel = torch.exp(-0.5 * (x / sigma) ** 2)
     return kernel / kernel.sum()

@@ -15,6 +15,7 @@ import torch
 from ard_edge._io import atomic_path
 from ard_edge.config import from_dict
 from ard_edge.errors import ArdEdgeError, CheckpointError
+from ard_edge.model.anomaly_map import BLUR_SIGMA
 from ard_edge.model.ard import ARDModel, ModelConfig
 from ard_edge.model.teachers import create_teacher_architecture, freeze
 
@@ -57,9 +58,12 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
 
 def _with_old_defaults(model: Any) -> Any:
     """Checkpoints from before a field existed keep the behaviour they were fitted with."""
-    if isinstance(model, dict) and model.get("gaussian") and "gaussian_weight" not in model:
-        return {**model, "gaussian_weight": 1.0}
-    return model
+    if not isinstance(model, dict):
+        return model
+    old = {"blur_sigma": BLUR_SIGMA, "bank_augment": "none"}
+    if model.get("gaussian"):
+        old["gaussian_weight"] = 1.0
+    return {**old, **model}
 
 
 def load_checkpoint(path: str | Path) -> tuple[ARDModel, dict[str, Any]]:

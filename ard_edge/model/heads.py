@@ -19,6 +19,13 @@ BANK_TAPS = (1, 2)
 # Random projection used only to pick the coreset; distances at test time use the full vectors.
 _CORESET_PROJECTION = 64
 _CORESET_SEED = 0
+# Mirror copies of the training images (uint8 NHWC) whose patches the bank also covers
+# (ModelConfig.bank_augment). Mirrors only: rotations would turn a surface's oriented texture
+# (the tiles' vertical grinding marks) into something no good part shows.
+BANK_AUGMENTS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
+    "none": (),
+    "flip": (lambda x: x.flip(2), lambda x: x.flip(1)),  # left-right, up-down
+}
 
 
 class PatchBank(nn.Module):

@@ -14,6 +14,7 @@ import torch
 from ard_edge.errors import DataError
 from ard_edge.model import ARDModel
 from ard_edge.model.anomaly_map import image_score, scale_distances
+from ard_edge.model.heads import BANK_AUGMENTS
 
 
 def fit_heads(
@@ -26,25 +27,40 @@ def fit_heads(
 ) -> None:
     """Fit every head of ``model`` (in eval mode) in place; ``features`` are the cached train taps."""
     if model.bank is not None or model.gaussian is not None:
-        _fit_feature_heads(model, _train_taps(model, features, data.train, batch_size, device), coreset_progress)
+        _fit_feature_heads(model, _train_taps(model, features, data.train, batch_size, device),
+                           _mirrored_taps(model, data.train, batch_size, device), coreset_progress)
     if model.decoder is not None:
         _fit_scales(model, data.holdout, batch_size, device)
     _fit_head_stats(model, data.holdout, batch_size, device)
 
 
-def _fit_feature_heads(model: ARDModel, taps: Iterator[list[torch.Tensor]], progress) -> None:
+def _fit_feature_heads(model: ARDModel, taps: Iterator[list[torch.Tensor]],
+                       mirrored: Iterator[list[torch.Tensor]], progress) -> None:
+    """The bank covers the training images and their ``mirrored`` copies; the Gaussian the images only."""
     patches, pooled = [], []
     with torch.no_grad():
         for batch in taps:
             if model.bank is not None:
-                embedded = model.bank.embed(batch)
-                patches.append(embedded.permute(0, 2, 3, 1).reshape(-1, embedded.shape[1]).cpu())
+                patches.append(_bank_vectors(model, batch))
             if model.gaussian is not None:
                 pooled.append(model.gaussian.pool(batch).cpu())
+        patches += [_bank_vectors(model, batch) for batch in mirrored]
     if model.bank is not None:
         model.bank.fit(torch.cat(patches), progress)
     if model.gaussian is not None:
         model.gaussian.fit(torch.cat(pooled))
+
+
+def _bank_vectors(model: ARDModel, taps: list[torch.Tensor]) -> torch.Tensor:
+    embedded = model.bank.embed(taps)
+    return embedded.permute(0, 2, 3, 1).reshape(-1, embedded.shape[1]).cpu()
+
+
+def _mirrored_taps(model: ARDModel, images: torch.Tensor, batch_size: int, device):
+    """Teacher taps of the mirror copies of ``images`` that the bank also covers (``bank_augment``)."""
+    mirrors = BANK_AUGMENTS[model.config.bank_augment] if model.bank is not None else ()
+    for mirror in mirrors:
+        yield from _train_taps(model, None, mirror(images), batch_size, device)
 
 
 def _train_taps(model: ARDModel, features, images: torch.Tensor, batch_size: int, device):

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     config = ModelConfig(backbone=args.backbone, image_size=args.image_size, bank_size=sizes[-1])
     model = ARDModel(config, build_teacher(args.backbone)).eval()
     data = load_train_images(args.data, args.image_size, 0.1, 0)
-    _fit_feature_heads(model, _train_taps(model, None, data.train, 16, "cpu"),
+    _fit_feature_heads(model, _train_taps(model, None, data.train, 16, "cpu"), (),
                        lambda done, total: print(f"coreset {done}/{total}", flush=True) if done % 4000 == 0 else None)
     holdout = scores(model, data.holdout, sizes, args.batch_size)
     frames, val_labels, val_types = validation_set(data.holdout)

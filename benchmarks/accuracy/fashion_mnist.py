@@ -275,15 +275,18 @@ def _variant(args, variant: str, data_dir: Path, run_dir: Path) -> tuple[dict, l
     import dataclasses
 
     from ard_edge.model import ModelConfig
+    from ard_edge.model.anomaly_map import BLUR_SIGMA
 
     cmd = [ARD_EDGE, "train", "--data", str(data_dir), "--out", str(run_dir), "--image-size", str(args.image_size),
            "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
     if variant == DEFAULT_VARIANT:
         return dataclasses.asdict(ModelConfig(image_size=args.image_size)), cmd
     # RD against ARD is a comparison of the student's map alone: the score heads stay off.
-    config = ModelConfig(attention=variant, image_size=args.image_size, distillation=True, bank_size=0, gaussian=False)
+    # Blurred as Reverse Distillation blurs its map (sigma 4).
+    config = ModelConfig(attention=variant, image_size=args.image_size, distillation=True, bank_size=0, gaussian=False,
+                         blur_sigma=BLUR_SIGMA)
     return dataclasses.asdict(config), [*cmd, "--attention", variant, "--distillation", "--bank-size", "0",
-                                        "--no-gaussian", "--epochs", str(args.epochs)]
+                                        "--no-gaussian", "--blur-sigma", f"{BLUR_SIGMA:g}", "--epochs", str(args.epochs)]
 
 
 def summarize(args, results, variants, attention, why, info, total_s) -> dict:
@@ -313,7 +316,7 @@ def summarize(args, results, variants, attention, why, info, total_s) -> dict:
             f"ard-edge train --data {args.work}/class<k>_n{args.train_subset}_seed{args.seed} "
             f"--out {_shown_path(args.runs)}/<variant>/class<k> --image-size {args.image_size} "
             f"--batch-size {args.batch_size} --seed {args.seed}, plus for RD and ARD `--attention <variant> "
-            f"--distillation --bank-size 0 --no-gaussian --epochs {args.epochs}`"
+            f"--distillation --bank-size 0 --no-gaussian --blur-sigma 4 --epochs {args.epochs}`"
         ),
         "json": _shown_path(args.json),
         "script": "benchmarks/accuracy/fashion_mnist.py" + (" --smoke" if args.smoke else ""),
@@ -376,7 +379,7 @@ like-for-like comparison.
   10% of them are held out by `ard-edge train` for the threshold, so {_trained(s['train_subset']):,} train),
   28x28 gray upscaled to {s['image_size']} px and replicated to RGB, {s['epochs']} epoch(s), batch {s['batch_size']},
   seed {s['seed']}, {s['threads']} CPU thread(s) per run. Same subset and seed for every variant.
-- Models: RD and ARD train the student alone (`--distillation --bank-size 0 --no-gaussian`;
+- Models: RD and ARD train the student alone (`--distillation --bank-size 0 --no-gaussian --blur-sigma 4`;
   {_model_line(summary['model'])}); the default model is `ard-edge train` with no model flags
   ({_model_line(summary['default_model'])}), which trains no student, so epochs do not apply to it.
 - Attention variant: {att}, {summary['attention_why']}.
@@ -399,9 +402,12 @@ def _trained(subset: int) -> int:
 
 def _same_architecture(trained: dict | None, expected: dict) -> bool:
     """Equal configs, but for the bank size, which ard-edge train caps at the training patches,
-    and the Gaussian's weight when there is no Gaussian."""
+    and the Gaussian's weight when there is no Gaussian; fields a checkpoint predates read as
+    ``load_checkpoint`` reads them."""
+    from ard_edge.model.checkpoint import _with_old_defaults
+
     def relevant(config: dict) -> dict:
-        return {k: v for k, v in config.items()
+        return {k: v for k, v in _with_old_defaults(config).items()
                 if k != "bank_size" and not (k == "gaussian_weight" and not config.get("gaussian"))}
 
     if trained is None:
@@ -416,7 +422,10 @@ def _first_model(results: list[dict], wanted) -> dict | None:
 
 
 def _model_line(model: dict | None) -> str:
-    return ", ".join(f"{key} {value}" for key, value in (model or {}).items() if key != "image_size")
+    shown = {**(model or {})}
+    if "blur_sigma" in shown and shown["blur_sigma"] is None:
+        shown["blur_sigma"] = f"{shown['image_size'] / 32:g} (image size / 32)"
+    return ", ".join(f"{key} {value}" for key, value in shown.items() if key != "image_size")
 
 
 def _shown_path(path: Path) -> str:

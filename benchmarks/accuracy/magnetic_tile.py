@@ -57,7 +57,8 @@ DEFAULT_DATA = REPO.parent / "shared" / "data" / "magnetic_tile"
 VARIANTS = ("none", "cbam", "se", "eca")
 DEFAULT = "default"  # `ard-edge train` with no model flags
 MAX_AUROC_DROP = "0.005"  # the INT8 gate the default model must pass
-DISTILLATION_ONLY = ("--distillation", "--bank-size", "0", "--no-gaussian")
+# The student's map alone, blurred as Reverse Distillation blurs it (sigma 4).
+DISTILLATION_ONLY = ("--distillation", "--bank-size", "0", "--no-gaussian", "--blur-sigma", "4")
 METRICS = (("image_auroc", "Image AUROC"), ("pixel_auroc", "Pixel AUROC"), ("pro", "PRO"),
            ("recall_at_1pct_frr", "Recall at a 1% false-reject rate"), ("recall", "Recall at the stored threshold"))
 
@@ -348,8 +349,12 @@ def default_section(summary: dict) -> str:
     rows.append(["**overall**", str(sum(default["num_images"].values()) + (default["num_good"] or 0)),
                  *(f"**{fmt(overall[key])}**" for key, _ in METRICS),
                  f"{default.get('false_rejects', '?')} of {default['num_good']}"])
-    model = ", ".join(f"{k} {v}" for k, v in (default.get("model") or {}).items()
+    config = default.get("model") or {}
+    model = ", ".join(f"{k} {v}" for k, v in config.items()
                       if k in ("backbone", "image_size", "bank_size", "gaussian", "gaussian_weight", "distillation"))
+    if "blur_sigma" in config:
+        sigma = config["blur_sigma"]
+        model += f", blur sigma {config['image_size'] / 32:g} (image size / 32)" if sigma is None else f", blur sigma {sigma:g}"
     return "\n".join([
         f"Magnetic tile (`{summary['data']}`, read in place; not in the repository: it has no licence), the "
         f"default model ({model}), percentages. Each type row scores that type against the "
