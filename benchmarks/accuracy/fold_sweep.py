@@ -1,7 +1,7 @@
 """Scoring choices of the bank-and-Gaussian model, ranked on several held-out folds of the good images.
 
     .venv/bin/python benchmarks/accuracy/fold_sweep.py --data ../shared/data/magnetic_tile \
-        --folds 0 1 2 --bank-augment none --out docs/results/fold_sweep_none.json
+        --folds 0 1 2 3 --out docs/results/fold_sweep.json
 
 One validation split (60 good images) cannot tell apart changes under about a point. Each fold
 here holds out other good training images (``split_train_holdout`` with that seed), fits the bank
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backbone", default=ModelConfig.backbone)
     parser.add_argument("--image-size", type=int, default=ModelConfig.image_size)
     parser.add_argument("--bank-size", type=int, default=ModelConfig.bank_size)
-    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2], help="Split seeds; 0 is train's.")
+    parser.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2, 3], help="Split seeds; 0 is train's.")
     parser.add_argument("--bank-augment", choices=BANK_AUGMENTS, default="none")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[2.0, 4.0, 8.0], help="Blurs of the bank map.")
     parser.add_argument("--gaussian-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
