@@ -37,7 +37,7 @@ from ard_edge.data import list_samples, split_train_holdout  # noqa: E402
 from ard_edge.metrics import image_auroc  # noqa: E402
 from ard_edge.model import ARDModel, ModelConfig, build_teacher  # noqa: E402
 from ard_edge.model.anomaly_map import AnomalyMap  # noqa: E402
-from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS  # noqa: E402
+from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS, GlobalGaussian  # noqa: E402
 from ard_edge.training._data import _stack, load_test_set  # noqa: E402
 
 GAUSSIAN_FEATURES = ("mean", "mean+std")
@@ -106,7 +106,8 @@ def patches_of(model: ARDModel, taps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def pooled(taps: list[torch.Tensor], features: str) -> np.ndarray:
-    parts = [t.mean(dim=(2, 3)) for t in taps]
+    """The model's pooled means (``GlobalGaussian.pool``), with the per-channel deviations for mean+std."""
+    parts = [GlobalGaussian.pool(taps)]
     if features == "mean+std":
         parts += [t.std(dim=(2, 3)) for t in taps]
     return torch.cat(parts, dim=1).double().numpy()
