@@ -112,10 +112,37 @@ def test_fold_sweep_ranks_variants_on_every_fold_and_scores_the_test_set_on_fold
     out = tmp_path / "sweep.json"
     _run("fold_sweep.py", "--data", str(data), "--backbone", "efficientnet_lite0", "--image-size", "64",
          "--bank-size", "200", "--folds", "0", "1", "--sigmas", "2", "4", "--gaussian-weights", "0", "0.5",
-         "--bank-augment", "flip", "--stride8-weight", "1.5", "--out", str(out))
+         "--fusions", "sum", "max", "--bank-augment", "flip", "--stride8-weight", "1.5", "--out", str(out))
     rows = json.loads(out.read_text())["rows"]
-    # 2 sigmas x (weight 0, and weight 0.5 with each of the 2 Gaussian feature sets)
-    assert len(rows) == 6
+    # 2 sigmas x (weight 0, and weight 0.5 with each of the 2 Gaussian feature sets and 2 fusions)
+    assert len(rows) == 10
     assert all(len(r["validation_folds"]) == 2 and 0.0 <= r["validation_mean"] <= 1.0 for r in rows)
     assert [r["validation_mean"] for r in rows] == sorted((r["validation_mean"] for r in rows), reverse=True)
     assert all({"overall", "recall_at_1pct_frr"} <= set(r["test"]) for r in rows)
+
+
+def test_fold0_probes_rank_each_run_and_the_summed_runs_on_validation(tmp_path, capsys):
+    probes = _load("fold0_probes")
+    rng = np.random.default_rng(0)
+
+    def run(path, hot):
+        # 60 held-out goods, then 20 drawn defects whose maps carry a hot spot ``hot`` high.
+        val = rng.normal(size=(80, 40, 40)).astype(np.float16)  # 1,600 pixels: room for the top 1,024
+        val[60:, 3, 3] += hot
+        test = rng.normal(size=(10, 40, 40)).astype(np.float16)
+        test[5:, 2, 2] += hot
+        maps = {f"{part}_{k}": m for part, m in (("val", val), ("test", test)) for k in ("m16", "m8")}
+        np.savez(path, val_labels=np.r_[np.zeros(60), np.ones(20)], test_labels=np.r_[np.zeros(5), np.ones(5)],
+                 test_types=np.array(["good"] * 5 + ["crack"] * 5), val_gauss=rng.normal(size=80),
+                 test_gauss=rng.normal(size=10), **maps)
+        return path
+
+    sharp, blind = run(tmp_path / "sharp.npz", 20.0), run(tmp_path / "blind.npz", 0.0)
+    assert probes.main(["--combine", str(sharp), str(blind)]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if "validation" in line]
+    # Two map variants x (each run, both runs) + the top-k scores of each run's 16k bank.
+    assert len(rows) == 2 * 3 + 3
+    validation = {name.strip(): float(rest.split()[0]) for name, rest in (line.split(" validation ") for line in rows)}
+    assert validation["sharp, bank 16k"] == 1.0
+    assert validation["blind, bank 16k"] < 0.8
+    assert rows[0].startswith("sharp")  # ranked best first
