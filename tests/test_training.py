@@ -81,8 +81,11 @@ def test_resume_continues_to_the_requested_epochs(trained, dataset, tmp_path):
 def test_ctrl_c_leaves_a_usable_checkpoint(dataset, tmp_path):
     # A real process and a real SIGINT: the interrupt must land inside the training loop.
     run = tmp_path / "interrupted"
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no handler for
+    # it: give the child the default disposition, as a terminal would.
     process = subprocess.Popen([*ARD, "train", "--data", dataset, "--out", run, "--epochs", "500", *TRAIN],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not (run / "train_state.pt").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
