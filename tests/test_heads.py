@@ -134,18 +134,32 @@ def test_a_model_needs_a_head():
         ModelConfig(bank_size=0, gaussian=False).validate()
 
 
-def test_the_gaussian_enters_the_fused_score_at_its_weight(fitted_model):
+@pytest.mark.parametrize("fusion", ["sum", "max"])
+def test_the_gaussian_joins_the_local_map_at_its_weight_by_the_configured_fusion(fitted_model, fusion):
     model, _ = fitted_model
+    fused_model = ARDModel(dataclasses.replace(model.config, gaussian_fusion=fusion), model.teacher).eval()
+    fused_model.load_state_dict(model.state_dict())
     frames = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8)
     with torch.no_grad():
-        z = model.z_scores(model.head_outputs(frames))
-        fused = model.fuse(model.head_outputs(frames))
-    want = z["distillation"] + z["bank"] + model.config.gaussian_weight * z["gaussian"]
-    torch.testing.assert_close(fused, want)
-    assert ModelConfig().gaussian_weight == 0.25
+        outputs = fused_model.head_outputs(frames)
+        z = fused_model.z_scores(outputs)
+        fused = fused_model.fuse(outputs)
+    local, gaussian = z["distillation"] + z["bank"], fused_model.config.gaussian_weight * z["gaussian"]
+    want = {"sum": local + gaussian, "max": torch.maximum(local, gaussian)}
+    torch.testing.assert_close(fused, want[fusion])
+    # The two fusions differ on these frames, so the option is not ignored.
+    assert not torch.allclose(want["sum"], want["max"])
 
 
-def test_a_checkpoint_from_before_the_weight_and_the_blur_keeps_weight_one_and_blur_four(fitted_model, tmp_path):
+def test_an_unknown_gaussian_fusion_names_the_key_and_the_choices():
+    from ard_edge.config import from_dict
+    from ard_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.gaussian_fusion: choose one of sum, max"):
+        from_dict(ModelConfig, {"gaussian_fusion": "mean"}, "model")
+
+
+def test_a_checkpoint_from_before_the_weight_the_fusion_and_the_blur_keeps_their_old_values(fitted_model, tmp_path):
     import json
 
     from ard_edge.model import read_metadata, save_checkpoint
@@ -155,13 +169,14 @@ def test_a_checkpoint_from_before_the_weight_and_the_blur_keeps_weight_one_and_b
     save_checkpoint(path, model, {"threshold": 1.0, "score_stats": {"min": 0.0}, "normalization": {}})
     header = read_metadata(path)
     assert header["model"]["gaussian_weight"] == model.config.gaussian_weight
-    # Rewrite the header as an older ard-edge wrote it: no gaussian_weight key.
+    # Rewrite the header as an older ard-edge wrote it: without these keys.
     from safetensors.torch import load_file, save_file
 
-    del header["model"]["gaussian_weight"], header["model"]["blur_sigma"]
+    for key in ("gaussian_weight", "gaussian_fusion", "blur_sigma"):
+        del header["model"][key]
     save_file(load_file(str(path)), str(path), metadata={"ard_edge": json.dumps(header)})
     config = load_checkpoint(path)[0].config
-    assert (config.gaussian_weight, config.blur_sigma) == (1.0, 4.0)
+    assert (config.gaussian_weight, config.gaussian_fusion, config.blur_sigma) == (1.0, "sum", 4.0)
 
 
 def test_a_flip_bank_covers_the_mirror_images_of_the_training_images():

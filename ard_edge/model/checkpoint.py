@@ -63,6 +63,7 @@ def _with_old_defaults(model: Any) -> Any:
     old = {"blur_sigma": BLUR_SIGMA, "bank_augment": "none"}
     if model.get("gaussian"):
         old["gaussian_weight"] = 1.0
+        old["gaussian_fusion"] = "sum"
     return {**old, **model}
 
 

@@ -400,15 +400,19 @@ def _trained(subset: int) -> int:
     return subset - min(max(round(0.1 * subset), 1), subset // 2)
 
 
+# Fields that mean nothing in a model without the Gaussian.
+_GAUSSIAN_ONLY = ("gaussian_weight", "gaussian_fusion")
+
+
 def _same_architecture(trained: dict | None, expected: dict) -> bool:
     """Equal configs, but for the bank size, which ard-edge train caps at the training patches,
-    and the Gaussian's weight when there is no Gaussian; fields a checkpoint predates read as
-    ``load_checkpoint`` reads them."""
+    and the Gaussian's weight and fusion when there is no Gaussian; fields a checkpoint predates
+    read as ``load_checkpoint`` reads them."""
     from ard_edge.model.checkpoint import _with_old_defaults
 
     def relevant(config: dict) -> dict:
         return {k: v for k, v in _with_old_defaults(config).items()
-                if k != "bank_size" and not (k == "gaussian_weight" and not config.get("gaussian"))}
+                if k != "bank_size" and not (k in _GAUSSIAN_ONLY and not config.get("gaussian"))}
 
     if trained is None:
         return False

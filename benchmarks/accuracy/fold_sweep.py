@@ -12,7 +12,8 @@ which only measures.
 
 The variants, all from one coreset per fold: the blur before the bank map's maximum, the
 Gaussian's weight and its features (per-channel means of the taps, or means and standard
-deviations). ``--bank-augment`` (the bank also covers mirror copies of the training images) and
+deviations), and how its z-score joins the bank's (added, or the larger of the two).
+``--bank-augment`` (the bank also covers mirror copies of the training images) and
 ``--stride8-weight`` (the stride-8 tap's scale in the bank's vectors) change the coreset, so they
 are one run per setting.
 """
@@ -37,6 +38,7 @@ from ard_edge.data import list_samples, split_train_holdout  # noqa: E402
 from ard_edge.metrics import image_auroc  # noqa: E402
 from ard_edge.model import ARDModel, ModelConfig, build_teacher  # noqa: E402
 from ard_edge.model.anomaly_map import AnomalyMap  # noqa: E402
+from ard_edge.model.ard import GAUSSIAN_FUSIONS  # noqa: E402
 from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS, GlobalGaussian  # noqa: E402
 from ard_edge.training._data import _stack, load_test_set  # noqa: E402
 
@@ -54,6 +56,9 @@ def main(argv=None) -> int:
     parser.add_argument("--sigmas", type=float, nargs="+", default=[2.0, 4.0, 8.0], help="Blurs of the bank map.")
     parser.add_argument("--gaussian-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
     parser.add_argument("--gaussian-features", choices=GAUSSIAN_FEATURES, nargs="+", default=list(GAUSSIAN_FEATURES))
+    parser.add_argument("--fusions", choices=GAUSSIAN_FUSIONS, nargs="+", default=["sum"],
+                        help="The weighted Gaussian z-score added to the bank's, or the larger of the two. "
+                        "[sum, as the tables before the fusion sweep]")
     parser.add_argument("--stride8-weight", type=float, default=1.0,
                         help="Scale of the stride-8 tap in the bank's vectors (the stride-16 tap stays 1).")
     parser.add_argument("--batch-size", type=int, default=8)
@@ -73,7 +78,7 @@ def main(argv=None) -> int:
         bank_patches.append(patches_of(model, taps_of(model, augment(images), args.batch_size)))
     print(f"teacher pass: {time.perf_counter() - started:.0f} s", flush=True)
     test = load_test_set(args.data, args.image_size) if 0 in args.folds else None
-    grid = variants(args.sigmas, args.gaussian_weights, args.gaussian_features)
+    grid = variants(args.sigmas, args.gaussian_weights, args.gaussian_features, args.fusions)
     folds = [run_fold(model, args, grid, seed, images, goods, bank_patches, test) for seed in args.folds]
     rows = summarize(folds, grid)
     if args.out:
@@ -160,18 +165,20 @@ def head_scores(model: ARDModel, taps: list[torch.Tensor], gaussians: dict, sigm
     return {"bank": {s: np.concatenate(v) for s, v in bank.items()}, "gaussian": gaussian}
 
 
-def variants(sigmas, weights, features) -> list[tuple]:
-    # At weight 0 the Gaussian's features do not matter: one row.
-    return [v for v in itertools.product(sigmas, weights, features) if v[1] or v[2] == features[0]]
+def variants(sigmas, weights, features, fusions) -> list[tuple]:
+    # At weight 0 neither the Gaussian's features nor the fusion matter: one row.
+    return [v for v in itertools.product(sigmas, weights, features, fusions)
+            if v[1] or (v[2], v[3]) == (features[0], fusions[0])]
 
 
-def variant_name(sigma: float, weight: float, features: str) -> str:
-    return f"blur {sigma:g}, gaussian x{weight:g} ({features})"
+def variant_name(sigma: float, weight: float, features: str, fusion: str) -> str:
+    return f"blur {sigma:g}, gaussian x{weight:g} ({features}, {fusion})"
 
 
-def fused(part: dict, holdout: dict, sigma: float, weight: float, features: str) -> np.ndarray:
+def fused(part: dict, holdout: dict, sigma: float, weight: float, features: str, fusion: str) -> np.ndarray:
     bank = z(part["bank"][sigma], holdout["bank"][sigma])
-    return bank + weight * z(part["gaussian"][features], holdout["gaussian"][features])
+    gaussian = weight * z(part["gaussian"][features], holdout["gaussian"][features])
+    return bank + gaussian if fusion == "sum" else np.maximum(bank, gaussian)
 
 
 def summarize(folds: list[dict], grid: list[tuple]) -> list[dict]:
@@ -186,7 +193,7 @@ def summarize(folds: list[dict], grid: list[tuple]) -> list[dict]:
     for row in rows:
         test = "" if row["test"] is None else " | test " + " ".join(f"{k} {v:.4f}" for k, v in row["test"].items())
         folds_text = " ".join(f"{v:.4f}" for v in row["validation_folds"])
-        print(f"{row['variant']:40s} validation {row['validation_mean']:.4f} ({folds_text}){test}", flush=True)
+        print(f"{row['variant']:46s} validation {row['validation_mean']:.4f} ({folds_text}){test}", flush=True)
     return rows
 
 

@@ -5,7 +5,8 @@
 
 The heads' statistics (per-scale normalization, z-scores) come from the checkpoint, which fitted
 them on held-out good images; the test images only measure. Each variant's score is the maximum
-of the sum of its heads' z-scored maps (the Gaussian, a score, adds everywhere), as in the model.
+of the sum of its heads' z-scored maps (the Gaussian, a score, adds everywhere, at weight 1), as
+in a model with ``--gaussian-fusion sum``.
 
 ``--validation`` also scores every variant on the held-out good images against the same images
 with ``ard-edge synth``'s seven drawn defect types: a choice between variants made on that

@@ -351,7 +351,8 @@ def default_section(summary: dict) -> str:
                  f"{default.get('false_rejects', '?')} of {default['num_good']}"])
     config = default.get("model") or {}
     model = ", ".join(f"{k} {v}" for k, v in config.items()
-                      if k in ("backbone", "image_size", "bank_size", "gaussian", "gaussian_weight", "distillation"))
+                      if k in ("backbone", "image_size", "bank_size", "gaussian", "gaussian_weight", "gaussian_fusion",
+                               "distillation"))
     if "blur_sigma" in config:
         sigma = config["blur_sigma"]
         model += f", blur sigma {config['image_size'] / 32:g} (image size / 32)" if sigma is None else f", blur sigma {sigma:g}"
