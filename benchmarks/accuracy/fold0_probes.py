@@ -1,6 +1,7 @@
 """Fold-0 probes of levers that need their own maps: test-time flips, k nearest neighbours, a
 second teacher (its own bank, or concatenated taps in one bank), letterboxing, a wider coreset
-projection. Each run saves one teacher's maps; ``--combine`` ranks the variants.
+projection. Each run saves one teacher's maps; ``--combine`` ranks the variants. Input geometries
+rank on the same defects only with ``--native-defects`` (drawn before the resize).
 
     .venv/bin/python benchmarks/accuracy/fold0_probes.py --data ../shared/data/magnetic_tile \
         --backbone efficientnet_lite2 --out /tmp/probes/lite2.npz           # also lite1, --plain runs below
@@ -62,6 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--plain", action="store_true", help="No flips and no k=3 map: bank 16k and 8k only.")
     parser.add_argument("--letterbox", action="store_true",
                         help="Keep the aspect ratio, pad by replicating the border.")
+    parser.add_argument("--native-defects", action="store_true",
+                        help="Draw the validation defects on the held-out images at their own size, then resize, "
+                        "so that input geometries (--letterbox or not) rank on the same defects.")
     parser.add_argument("--projection", type=int, default=heads._CORESET_PROJECTION, help="Coreset projection width.")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--combine", type=Path, nargs="+", help="Rank the variants of these saved runs.")
@@ -76,13 +80,17 @@ def main(argv=None) -> int:
     names = args.backbone.split("+")
     teacher = build_teacher(names[0]) if len(names) == 1 else ConcatTeacher(names)
     model = ARDModel(ModelConfig(backbone=names[0]), teacher).eval()
-    images = _stack(list_samples(args.data, "train"), 256)
+    samples = list_samples(args.data, "train")
+    images = _stack(samples, 256)
     goods = taps_of(model, images, 8)
     patches = patches_of(model, goods)
     train_idx, hold_idx = (np.array(p) for p in split_train_holdout(range(len(images)), 0.1, 0))
     model.bank.fit(patches[train_idx].reshape(-1, patches.shape[-1]))
     gaussian = fit_gaussian(pooled([g[train_idx] for g in goods], "mean"))
-    frames, labels, types = validation_set(images[hold_idx])
+    if args.native_defects:
+        frames, labels = native_validation_set([samples[i] for i in hold_idx], 256)
+    else:
+        frames, labels, _ = validation_set(images[hold_idx])
     test = load_test_set(args.data, 256)
     saved = {"val_labels": labels, "test_labels": np.array([s.label for s in test.samples]),
              "test_types": np.array([s.defect_type for s in test.samples])}
@@ -110,6 +118,21 @@ def _letterbox_loader() -> None:
         return padded.reshape(size + image.shape[2:])
 
     mvtec.resize_image = letterbox
+
+
+def native_validation_set(samples, size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """``validation_set``'s goods and drawn defects, drawn at each image's own size and then resized
+    by the loader's rule (squash, or the letterbox of ``--letterbox``)."""
+    import ard_edge.data._mvtec as mvtec
+    from ard_edge.data import DEFECT_TYPES, read_image
+    from ard_edge.data._synth import _add_defect
+
+    natives = [read_image(s.path)[..., 0] for s in samples]
+    defective = [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
+                 for i, image in enumerate(natives) for k, defect in enumerate(DEFECT_TYPES)]
+    gray = np.stack([mvtec.resize_image(image, (size, size)) for image in [*natives, *defective]])
+    labels = np.array([0] * len(natives) + [1] * len(defective))
+    return torch.from_numpy(np.repeat(gray.reshape(len(gray), size, size, 1), 3, axis=3)), labels
 
 
 def maps_of(model: ARDModel, frames: torch.Tensor, plain: bool) -> tuple[dict, list[torch.Tensor]]:
