@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bank_sweep import per_type, z  # noqa: E402
 from fold_sweep import fit_gaussian, patches_of, pooled, taps_of  # noqa: E402
-from heads_ablation import validation_set  # noqa: E402
+from heads_ablation import drawn_defects, validation_set  # noqa: E402
 
 import ard_edge.model.heads as heads  # noqa: E402
 from ard_edge.data import list_samples, split_train_holdout  # noqa: E402
@@ -124,12 +124,10 @@ def native_validation_set(samples, size: int) -> tuple[torch.Tensor, np.ndarray]
     """``validation_set``'s goods and drawn defects, drawn at each image's own size and then resized
     by the loader's rule (squash, or the letterbox of ``--letterbox``)."""
     import ard_edge.data._mvtec as mvtec
-    from ard_edge.data import DEFECT_TYPES, read_image
-    from ard_edge.data._synth import _add_defect
+    from ard_edge.data import read_image
 
     natives = [read_image(s.path)[..., 0] for s in samples]
-    defective = [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
-                 for i, image in enumerate(natives) for k, defect in enumerate(DEFECT_TYPES)]
+    defective = drawn_defects(natives)
     gray = np.stack([mvtec.resize_image(image, (size, size)) for image in [*natives, *defective]])
     labels = np.array([0] * len(natives) + [1] * len(defective))
     return torch.from_numpy(np.repeat(gray.reshape(len(gray), size, size, 1), 3, axis=3)), labels

@@ -92,15 +92,22 @@ def validation_rows(model, args) -> list[dict]:
 def validation_set(holdout: torch.Tensor) -> tuple[torch.Tensor, np.ndarray, np.ndarray]:
     """Held-out goods, then each of them with every drawn defect type: (frames, labels, types)."""
     from ard_edge.data import DEFECT_TYPES
-    from ard_edge.data._synth import _add_defect
 
     gray = holdout[..., 0].numpy()
-    defective = [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
-                 for i, image in enumerate(gray) for k, defect in enumerate(DEFECT_TYPES)]
+    defective = drawn_defects(gray)
     frames = torch.from_numpy(np.repeat(np.stack([*gray, *defective])[..., None], 3, axis=3))
     labels = np.array([0] * len(gray) + [1] * len(defective))
     types = np.array(["good"] * len(gray) + [d for _ in gray for d in DEFECT_TYPES])
     return frames, labels, types
+
+
+def drawn_defects(gray) -> list[np.ndarray]:
+    """Each gray image with every drawn defect type in turn, image by image, seeded by position."""
+    from ard_edge.data import DEFECT_TYPES
+    from ard_edge.data._synth import _add_defect
+
+    return [_add_defect(image, defect, np.random.default_rng(i * len(DEFECT_TYPES) + k))[0]
+            for i, image in enumerate(gray) for k, defect in enumerate(DEFECT_TYPES)]
 
 
 @torch.no_grad()
