@@ -112,13 +112,16 @@ def test_fold_sweep_ranks_variants_on_every_fold_and_scores_the_test_set_on_fold
     out = tmp_path / "sweep.json"
     _run("fold_sweep.py", "--data", str(data), "--backbone", "efficientnet_lite0", "--image-size", "64",
          "--bank-size", "200", "--folds", "0", "1", "--sigmas", "2", "4", "--gaussian-weights", "0", "0.5",
-         "--fusions", "sum", "max", "--bank-augment", "flip", "--stride8-weight", "1.5", "--out", str(out))
+         "--fusions", "sum", "max", "--bank-augment", "flip", "--stride8-weight", "1.5",
+         "--gaussian-features", "mean", "mean+std", "mean@all", "mean|mean@all", "--out", str(out))
     rows = json.loads(out.read_text())["rows"]
-    # 2 sigmas x (weight 0, and weight 0.5 with each of the 2 Gaussian feature sets and 2 fusions)
-    assert len(rows) == 10
+    # 2 sigmas x (weight 0, and weight 0.5 with each of the 4 Gaussian feature sets and 2 fusions)
+    assert len(rows) == 18
     assert all(len(r["validation_folds"]) == 2 and 0.0 <= r["validation_mean"] <= 1.0 for r in rows)
     assert [r["validation_mean"] for r in rows] == sorted((r["validation_mean"] for r in rows), reverse=True)
     assert all({"overall", "recall_at_1pct_frr"} <= set(r["test"]) for r in rows)
+    # Each drawn defect type is ranked against the held-out goods on its own.
+    assert all({"gradient", "scratch", "texture"} <= set(r["validation_per_type"]) for r in rows)
 
 
 def test_fold0_probes_rank_each_run_and_the_summed_runs_on_validation(tmp_path, capsys):
@@ -146,3 +149,16 @@ def test_fold0_probes_rank_each_run_and_the_summed_runs_on_validation(tmp_path, 
     assert validation["sharp, bank 16k"] == 1.0
     assert validation["blind, bank 16k"] < 0.8
     assert rows[0].startswith("sharp")  # ranked best first
+
+
+def test_fold_sweep_joins_several_gaussians_by_their_summed_or_largest_z_score():
+    sweep = _load("fold_sweep")
+    rng = np.random.default_rng(0)
+    holdout, part = rng.gamma(2.0, size=(50, 2)), rng.gamma(2.0, size=(8, 2)) + [0.0, 3.0]
+    per_group = np.stack([(part[:, k] - holdout[:, k].mean()) / holdout[:, k].std(ddof=1) for k in range(2)])
+    np.testing.assert_allclose(sweep.gaussian_z(part, holdout, "max"), per_group.max(axis=0))
+    summed = sweep.gaussian_z(part, holdout, "sum")
+    # The sum is z-scored again on the holdout: a single group is its own z-score.
+    np.testing.assert_allclose(sweep.gaussian_z(holdout, holdout, "sum").std(ddof=1), 1.0)
+    np.testing.assert_allclose(sweep.gaussian_z(part[:, :1], holdout[:, :1], "sum"), per_group[0])
+    assert np.corrcoef(summed, per_group.sum(axis=0))[0, 1] > 0.999

@@ -47,6 +47,22 @@ def test_lite_wheels_load_every_kept_weight(name, channels):
     assert float(teacher._bn0.running_var.std()) > 0.01
 
 
+def test_lite_teacher_taps_deeper_stages_with_the_same_weights_for_studies(lite0):
+    deep = build_teacher("efficientnet_lite0", tap_stages=(1, 2, 3, 4, 5, 6))
+    assert [(i["num_chs"], i["reduction"]) for i in deep.feature_info] == [(24, 4), (40, 8), (80, 16), (112, 16),
+                                                                           (192, 32), (320, 32)]
+    frame = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        taps, deeper = lite0(frame), deep(frame)
+    assert [f.shape[1] for f in deeper] == [i["num_chs"] for i in deep.feature_info]
+    for tap, same in zip(taps, [deeper[0], deeper[1], deeper[3]]):
+        assert torch.equal(tap, same)
+    with pytest.raises(ConfigError, match="ascending"):
+        build_teacher("efficientnet_lite0", tap_stages=(4, 2))
+    with pytest.raises(ConfigError, match="EfficientNet-Lite"):
+        create_teacher_architecture("resnet18", (1, 2))
+
+
 def test_resnet_keys_follow_torchvision_and_skip_layer4():
     keys = set(create_teacher_architecture("resnet50").state_dict())
     assert {"conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight", "layer3.5.conv3.weight"} <= keys

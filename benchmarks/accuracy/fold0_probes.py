@@ -86,7 +86,7 @@ def main(argv=None) -> int:
     patches = patches_of(model, goods)
     train_idx, hold_idx = (np.array(p) for p in split_train_holdout(range(len(images)), 0.1, 0))
     model.bank.fit(patches[train_idx].reshape(-1, patches.shape[-1]))
-    gaussian = fit_gaussian(pooled([g[train_idx] for g in goods], "mean"))
+    gaussian = fit_gaussian(pooled([g[train_idx] for g in goods], "mean")[0])
     if args.native_defects:
         frames, labels = native_validation_set([samples[i] for i in hold_idx], 256)
     else:
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     for part, batch in (("val", frames), ("test", test.images)):
         maps, taps = maps_of(model, batch, args.plain)
         saved.update({f"{part}_{k}": v for k, v in maps.items()})
-        saved[f"{part}_gauss"] = np.sqrt(np.maximum(gaussian.mahalanobis(pooled(taps, "mean")), 0.0))
+        saved[f"{part}_gauss"] = np.sqrt(np.maximum(gaussian.mahalanobis(pooled(taps, "mean")[0]), 0.0))
     np.savez(args.out, **saved)
     return 0
 

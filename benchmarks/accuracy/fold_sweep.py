@@ -11,8 +11,9 @@ choice may be made on. Only fold 0 (the split ``ard-edge train`` uses) also scor
 which only measures.
 
 The variants, all from one coreset per fold: the blur before the bank map's maximum, the
-Gaussian's weight and its features (per-channel means of the taps, or means and standard
-deviations), and how its z-score joins the bank's (added, or the larger of the two).
+Gaussian's weight and its features (``GAUSSIAN_FEATURES``: per-channel statistics of the model's
+taps or, for an EfficientNet-Lite teacher, of every stage down to stride 32), and how its z-score
+joins the bank's (added, or the larger of the two).
 ``--bank-augment`` (the bank also covers mirror copies of the training images) and
 ``--stride8-weight`` (the stride-8 tap's scale in the bank's vectors) change the coreset, so they
 are one run per setting.
@@ -39,10 +40,22 @@ from ard_edge.metrics import image_auroc  # noqa: E402
 from ard_edge.model import ARDModel, ModelConfig, build_teacher  # noqa: E402
 from ard_edge.model.anomaly_map import AnomalyMap  # noqa: E402
 from ard_edge.model.ard import GAUSSIAN_FUSIONS  # noqa: E402
+from ard_edge.model.teachers import ALL_STAGES, TAP_STAGES  # noqa: E402
 from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS, GlobalGaussian  # noqa: E402
 from ard_edge.training._data import _stack, load_test_set  # noqa: E402
 
-GAUSSIAN_FEATURES = ("mean", "mean+std")
+# Each feature set is a list of groups, one Gaussian per group; a group concatenates a pooled
+# statistic (mean, std, amax over the frame) of some teacher stages. Several groups' z-scores are
+# summed ("sum") or the largest is taken ("max": each group its own floor). "mean" is the model's.
+GAUSSIAN_FEATURES = {
+    "mean": ([[("mean", TAP_STAGES)]], "sum"),
+    "mean+std": ([[("mean", TAP_STAGES), ("std", TAP_STAGES)]], "sum"),
+    "max": ([[("amax", TAP_STAGES)]], "sum"),
+    "mean,max": ([[("mean", TAP_STAGES)], [("amax", TAP_STAGES)]], "sum"),
+    "mean@all": ([[("mean", ALL_STAGES)]], "sum"),
+    "mean@each": ([[("mean", (stage,))] for stage in ALL_STAGES], "sum"),
+    "mean|mean@all": ([[("mean", TAP_STAGES)], [("mean", ALL_STAGES)]], "max"),
+}
 
 
 def main(argv=None) -> int:
@@ -55,7 +68,10 @@ def main(argv=None) -> int:
     parser.add_argument("--bank-augment", choices=BANK_AUGMENTS, default="none")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[2.0, 4.0, 8.0], help="Blurs of the bank map.")
     parser.add_argument("--gaussian-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
-    parser.add_argument("--gaussian-features", choices=GAUSSIAN_FEATURES, nargs="+", default=list(GAUSSIAN_FEATURES))
+    parser.add_argument("--gaussian-features", choices=GAUSSIAN_FEATURES, nargs="+", default=["mean", "mean+std"],
+                        help="Pooled statistics of the taps (mean, mean+std, max; mean,max: two Gaussians), or "
+                        "means of every stage (mean@all: one Gaussian; mean@each: one per stage; "
+                        "mean|mean@all: the model's and the all-stage Gaussian, each a floor). [mean mean+std]")
     parser.add_argument("--fusions", choices=GAUSSIAN_FUSIONS, nargs="+", default=["sum"],
                         help="The weighted Gaussian z-score added to the bank's, or the larger of the two. "
                         "[sum, as the tables before the fusion sweep]")
@@ -66,20 +82,25 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_grad_enabled(False)
     config = ModelConfig(backbone=args.backbone, image_size=args.image_size, bank_size=args.bank_size)
+    stages = studied_stages(args.gaussian_features)
     model = ARDModel(config, build_teacher(args.backbone)).eval()
+    # The bank reads the model's taps; deeper stages come from the same weights, tapped further.
+    teacher = model.teacher if stages == TAP_STAGES else build_teacher(args.backbone, tap_stages=stages)
     if args.stride8_weight != 1.0:
         weight_stride8(model.bank, args.stride8_weight)
     samples = list_samples(args.data, "train")
     images = _stack(samples, args.image_size)
     started = time.perf_counter()
-    goods = taps_of(model, images, args.batch_size)
-    bank_patches = [patches_of(model, goods)]
+    goods = taps_of(model, images, args.batch_size, teacher)
+    bank_patches = [patches_of(model, model_taps(goods, stages))]
     for augment in BANK_AUGMENTS[args.bank_augment]:
-        bank_patches.append(patches_of(model, taps_of(model, augment(images), args.batch_size)))
+        augmented = taps_of(model, augment(images), args.batch_size, teacher)
+        bank_patches.append(patches_of(model, model_taps(augmented, stages)))
     print(f"teacher pass: {time.perf_counter() - started:.0f} s", flush=True)
     test = load_test_set(args.data, args.image_size) if 0 in args.folds else None
     grid = variants(args.sigmas, args.gaussian_weights, args.gaussian_features, args.fusions)
-    folds = [run_fold(model, args, grid, seed, images, goods, bank_patches, test) for seed in args.folds]
+    folds = [run_fold(model, teacher, args, grid, seed, stages, images, goods, bank_patches, test)
+             for seed in args.folds]
     rows = summarize(folds, grid)
     if args.out:
         args.out.write_text(json.dumps({"backbone": args.backbone, "image_size": args.image_size,
@@ -99,8 +120,10 @@ def weight_stride8(bank, weight: float) -> None:
     bank.embed = weighted
 
 
-def taps_of(model: ARDModel, images: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
-    parts = [model.teacher(model.preprocess(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
+def taps_of(model: ARDModel, images: torch.Tensor, batch_size: int, teacher=None) -> list[torch.Tensor]:
+    """``teacher`` (default: the model's) taps of the model's preprocessed ``images``."""
+    teacher = model.teacher if teacher is None else teacher
+    parts = [teacher(model.preprocess(images[s : s + batch_size])) for s in range(0, len(images), batch_size)]
     return [torch.cat(level) for level in zip(*parts)]
 
 
@@ -110,33 +133,49 @@ def patches_of(model: ARDModel, taps: list[torch.Tensor]) -> torch.Tensor:
     return embedded.flatten(2).transpose(1, 2).contiguous()
 
 
-def pooled(taps: list[torch.Tensor], features: str) -> np.ndarray:
-    """The model's pooled means (``GlobalGaussian.pool``), with the per-channel deviations for mean+std."""
-    parts = [GlobalGaussian.pool(taps)]
-    if features == "mean+std":
-        parts += [t.std(dim=(2, 3)) for t in taps]
-    return torch.cat(parts, dim=1).double().numpy()
+def studied_stages(features: list[str]) -> tuple[int, ...]:
+    """The teacher stages the chosen feature sets read: the model's taps, or every stage."""
+    used = {stage for name in features for group in GAUSSIAN_FEATURES[name][0] for _, part in group for stage in part}
+    return TAP_STAGES if used <= set(TAP_STAGES) else ALL_STAGES
 
 
-def run_fold(model, args, grid, seed, images, goods, bank_patches, test) -> dict:
+def model_taps(taps: list[torch.Tensor], stages: tuple[int, ...]) -> list[torch.Tensor]:
+    return [taps[stages.index(stage)] for stage in TAP_STAGES]
+
+
+def pooled(taps: list[torch.Tensor], features: str, stages: tuple[int, ...] = TAP_STAGES) -> list[np.ndarray]:
+    """One (N, D) matrix per Gaussian of ``features``; "mean" is the model's ``GlobalGaussian.pool``."""
+    statistics = {"mean": lambda t: t.mean(dim=(2, 3)), "std": lambda t: t.std(dim=(2, 3)),
+                  "amax": lambda t: t.amax(dim=(2, 3))}
+    groups = []
+    for group in GAUSSIAN_FEATURES[features][0]:
+        parts = [statistics[stat](taps[stages.index(stage)]) for stat, group_stages in group for stage in group_stages]
+        groups.append(torch.cat(parts, dim=1).double().numpy())
+    return groups
+
+
+def run_fold(model, teacher, args, grid, seed, stages, images, goods, bank_patches, test) -> dict:
     train_idx, hold_idx = (np.array(part) for part in split_train_holdout(range(len(images)), 0.1, seed))
     started = time.perf_counter()
     model.bank.fit(torch.cat([p[train_idx].reshape(-1, p.shape[-1]) for p in bank_patches]))
     print(f"fold {seed}: coreset of {len(train_idx) * len(bank_patches)} images in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
-    gaussians = {f: fit_gaussian(pooled([g[train_idx] for g in goods], f)) for f in args.gaussian_features}
+    gaussians = {f: [fit_gaussian(x) for x in pooled([g[train_idx] for g in goods], f, stages)]
+                 for f in args.gaussian_features}
     holdout = images[hold_idx]
     frames, labels, types = validation_set(holdout)
     parts = {"holdout": [g[hold_idx] for g in goods],
-             "drawn": taps_of(model, frames[len(holdout):], args.batch_size)}
+             "drawn": taps_of(model, frames[len(holdout):], args.batch_size, teacher)}
     if seed == 0 and test is not None:
-        parts["test"] = taps_of(model, test.images, args.batch_size)
-    scored = {name: head_scores(model, taps, gaussians, args.sigmas, args.batch_size) for name, taps in parts.items()}
-    fold = {"seed": seed, "validation": {}, "test": {}}
+        parts["test"] = taps_of(model, test.images, args.batch_size, teacher)
+    scored = {name: head_scores(model, taps, gaussians, args.sigmas, args.batch_size, stages)
+              for name, taps in parts.items()}
+    fold = {"seed": seed, "validation": {}, "validation_per_type": {}, "test": {}}
     for variant in grid:
         val = np.concatenate([fused(scored["holdout"], scored["holdout"], *variant),
                               fused(scored["drawn"], scored["holdout"], *variant)])
         fold["validation"][variant_name(*variant)] = image_auroc(labels, val)
+        fold["validation_per_type"][variant_name(*variant)] = per_type(labels, types, val)
         if "test" in scored:
             test_labels = np.array([s.label for s in test.samples])
             test_types = np.array([s.defect_type for s in test.samples])
@@ -153,15 +192,18 @@ def fit_gaussian(features: np.ndarray):
     return LedoitWolf().fit(features)
 
 
-def head_scores(model: ARDModel, taps: list[torch.Tensor], gaussians: dict, sigmas, batch_size: int) -> dict:
-    """Bank image score per blur sigma, and Mahalanobis distance per Gaussian feature set."""
+def head_scores(model: ARDModel, taps: list[torch.Tensor], gaussians: dict, sigmas, batch_size: int,
+                stages: tuple[int, ...] = TAP_STAGES) -> dict:
+    """Bank image score per blur sigma, and per feature set the Mahalanobis distances (N, groups)."""
     maps = {sigma: AnomalyMap((model.config.image_size,) * 2, sigma=sigma) for sigma in sigmas}
     bank = {sigma: [] for sigma in sigmas}
-    for start in range(0, len(taps[0]), batch_size):
-        nearest = model.bank([t[start : start + batch_size] for t in taps])
+    local = model_taps(taps, stages)
+    for start in range(0, len(local[0]), batch_size):
+        nearest = model.bank([t[start : start + batch_size] for t in local])
         for sigma, amap in maps.items():
             bank[sigma].append(amap.blur(amap.upsample(nearest)).flatten(1).amax(dim=1).numpy())
-    gaussian = {f: np.sqrt(np.maximum(g.mahalanobis(pooled(taps, f)), 0.0)) for f, g in gaussians.items()}
+    gaussian = {f: np.stack([np.sqrt(np.maximum(g.mahalanobis(x), 0.0)) for g, x in zip(fits, pooled(taps, f, stages))],
+                            axis=1) for f, fits in gaussians.items()}
     return {"bank": {s: np.concatenate(v) for s, v in bank.items()}, "gaussian": gaussian}
 
 
@@ -177,8 +219,17 @@ def variant_name(sigma: float, weight: float, features: str, fusion: str) -> str
 
 def fused(part: dict, holdout: dict, sigma: float, weight: float, features: str, fusion: str) -> np.ndarray:
     bank = z(part["bank"][sigma], holdout["bank"][sigma])
-    gaussian = weight * z(part["gaussian"][features], holdout["gaussian"][features])
+    gaussian = weight * gaussian_z(part["gaussian"][features], holdout["gaussian"][features],
+                                   GAUSSIAN_FEATURES[features][1])
     return bank + gaussian if fusion == "sum" else np.maximum(bank, gaussian)
+
+
+def gaussian_z(distances: np.ndarray, holdout: np.ndarray, join: str) -> np.ndarray:
+    """One z-score from each group's Mahalanobis distance: their largest, or their sum z-scored again."""
+    groups = np.stack([z(d, h) for d, h in zip(distances.T, holdout.T)])
+    if join == "max":
+        return groups.max(axis=0)
+    return z(groups.sum(axis=0), np.stack([z(h, h) for h in holdout.T]).sum(axis=0))
 
 
 def summarize(folds: list[dict], grid: list[tuple]) -> list[dict]:
@@ -187,8 +238,10 @@ def summarize(folds: list[dict], grid: list[tuple]) -> list[dict]:
         name = variant_name(*variant)
         per_fold = [f["validation"][name] for f in folds]
         test = next((f["test"][name] for f in folds if f["test"]), None)
+        drawn = folds[0]["validation_per_type"][name]
+        by_type = {t: float(np.mean([f["validation_per_type"][name][t] for f in folds])) for t in drawn}
         rows.append({"variant": name, "validation_mean": float(np.mean(per_fold)), "validation_folds": per_fold,
-                     "test": test})
+                     "validation_per_type": by_type, "test": test})
     rows.sort(key=lambda r: -r["validation_mean"])
     for row in rows:
         test = "" if row["test"] is None else " | test " + " ".join(f"{k} {v:.4f}" for k, v in row["test"].items())
