@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bank_sweep import per_type, z  # noqa: E402
-from fold_sweep import fit_gaussian, patches_of, pooled, taps_of  # noqa: E402
+from fold_sweep import distance, fit_gaussian, patches_of, pooled, taps_of  # noqa: E402
 from heads_ablation import drawn_defects, validation_set  # noqa: E402
 
 import ard_edge.model.heads as heads  # noqa: E402
@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     for part, batch in (("val", frames), ("test", test.images)):
         maps, taps = maps_of(model, batch, args.plain)
         saved.update({f"{part}_{k}": v for k, v in maps.items()})
-        saved[f"{part}_gauss"] = np.sqrt(np.maximum(gaussian.mahalanobis(pooled(taps, "mean")[0]), 0.0))
+        saved[f"{part}_gauss"] = distance(gaussian, pooled(taps, "mean")[0])
     np.savez(args.out, **saved)
     return 0
 

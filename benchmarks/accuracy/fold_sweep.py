@@ -40,8 +40,8 @@ from ard_edge.metrics import image_auroc  # noqa: E402
 from ard_edge.model import ARDModel, ModelConfig, build_teacher  # noqa: E402
 from ard_edge.model.anomaly_map import AnomalyMap  # noqa: E402
 from ard_edge.model.ard import GAUSSIAN_FUSIONS  # noqa: E402
+from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS  # noqa: E402
 from ard_edge.model.teachers import ALL_STAGES, TAP_STAGES  # noqa: E402
-from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS, GlobalGaussian  # noqa: E402
 from ard_edge.training._data import _stack, load_test_set  # noqa: E402
 
 # Each feature set is a list of groups, one Gaussian per group; a group concatenates a pooled
@@ -192,6 +192,11 @@ def fit_gaussian(features: np.ndarray):
     return LedoitWolf().fit(features)
 
 
+def distance(fit, features: np.ndarray) -> np.ndarray:
+    """Mahalanobis distance to a fitted Gaussian (sklearn returns its square)."""
+    return np.sqrt(np.maximum(fit.mahalanobis(features), 0.0))
+
+
 def head_scores(model: ARDModel, taps: list[torch.Tensor], gaussians: dict, sigmas, batch_size: int,
                 stages: tuple[int, ...] = TAP_STAGES) -> dict:
     """Bank image score per blur sigma, and per feature set the Mahalanobis distances (N, groups)."""
@@ -202,8 +207,8 @@ def head_scores(model: ARDModel, taps: list[torch.Tensor], gaussians: dict, sigm
         nearest = model.bank([t[start : start + batch_size] for t in local])
         for sigma, amap in maps.items():
             bank[sigma].append(amap.blur(amap.upsample(nearest)).flatten(1).amax(dim=1).numpy())
-    gaussian = {f: np.stack([np.sqrt(np.maximum(g.mahalanobis(x), 0.0)) for g, x in zip(fits, pooled(taps, f, stages))],
-                            axis=1) for f, fits in gaussians.items()}
+    gaussian = {f: np.stack([distance(fit, x) for fit, x in zip(fits, pooled(taps, f, stages))], axis=1)
+                for f, fits in gaussians.items()}
     return {"bank": {s: np.concatenate(v) for s, v in bank.items()}, "gaussian": gaussian}
 
 
