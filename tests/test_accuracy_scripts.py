@@ -113,7 +113,7 @@ def test_fold_sweep_ranks_variants_on_every_fold_and_scores_the_test_set_on_fold
     _run("fold_sweep.py", "--data", str(data), "--backbone", "efficientnet_lite0", "--image-size", "64",
          "--bank-size", "200", "--folds", "0", "1", "--sigmas", "2", "4", "--gaussian-weights", "0", "0.5",
          "--fusions", "sum", "max", "--bank-augment", "flip", "--stride8-weight", "1.5",
-         "--gaussian-features", "mean", "mean+std", "mean@all", "mean|mean@all", "--out", str(out))
+         "--gaussian-features", "mean", "mean+std", "mean@123456", "mean|mean@123456", "--out", str(out))
     rows = json.loads(out.read_text())["rows"]
     # 2 sigmas x (weight 0, and weight 0.5 with each of the 4 Gaussian feature sets and 2 fusions)
     assert len(rows) == 18
@@ -162,3 +162,15 @@ def test_fold_sweep_joins_several_gaussians_by_their_summed_or_largest_z_score()
     np.testing.assert_allclose(sweep.gaussian_z(holdout, holdout, "sum").std(ddof=1), 1.0)
     np.testing.assert_allclose(sweep.gaussian_z(part[:, :1], holdout[:, :1], "sum"), per_group[0])
     assert np.corrcoef(summed, per_group.sum(axis=0))[0, 1] > 0.999
+
+
+def test_fold_sweep_reads_gaussian_feature_sets_and_refuses_malformed_ones():
+    sweep = _load("fold_sweep")
+    assert sweep.parse_features("mean") == ([[("mean", (1, 2, 4))]], "sum")
+    assert sweep.parse_features("mean+std@1,max@56") == ([[("mean", (1, 2, 4)), ("std", (1,))], [("max", (5, 6))]],
+                                                          "sum")
+    assert sweep.parse_features("mean|mean@123456")[1] == "max"
+    assert sweep.studied_stages(["mean", "std@3"]) == (1, 2, 3, 4)
+    for bad in ("median", "mean@", "mean@7", "mean@21", "mean@1x", "mean,max|std"):
+        with pytest.raises(ValueError, match="mean"):
+            sweep.parse_features(bad)

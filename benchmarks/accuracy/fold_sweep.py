@@ -11,8 +11,8 @@ choice may be made on. Only fold 0 (the split ``ard-edge train`` uses) also scor
 which only measures.
 
 The variants, all from one coreset per fold: the blur before the bank map's maximum, the
-Gaussian's weight and its features (``GAUSSIAN_FEATURES``: per-channel statistics of the model's
-taps or, for an EfficientNet-Lite teacher, of every stage down to stride 32), and how its z-score
+Gaussian's weight and its features (``parse_features``: per-channel statistics of the model's
+taps or, for an EfficientNet-Lite teacher, of any stage down to stride 32), and how its z-score
 joins the bank's (added, or the larger of the two).
 ``--bank-augment`` (the bank also covers mirror copies of the training images) and
 ``--stride8-weight`` (the stride-8 tap's scale in the bank's vectors) change the coreset, so they
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -44,18 +45,42 @@ from ard_edge.model.heads import BANK_AUGMENTS, BANK_TAPS  # noqa: E402
 from ard_edge.model.teachers import ALL_STAGES, TAP_STAGES  # noqa: E402
 from ard_edge.training._data import _stack, load_test_set  # noqa: E402
 
-# Each feature set is a list of groups, one Gaussian per group; a group concatenates a pooled
-# statistic (mean, std, amax over the frame) of some teacher stages. Several groups' z-scores are
-# summed ("sum") or the largest is taken ("max": each group its own floor). "mean" is the model's.
-GAUSSIAN_FEATURES = {
-    "mean": ([[("mean", TAP_STAGES)]], "sum"),
-    "mean+std": ([[("mean", TAP_STAGES), ("std", TAP_STAGES)]], "sum"),
-    "max": ([[("amax", TAP_STAGES)]], "sum"),
-    "mean,max": ([[("mean", TAP_STAGES)], [("amax", TAP_STAGES)]], "sum"),
-    "mean@all": ([[("mean", ALL_STAGES)]], "sum"),
-    "mean@each": ([[("mean", (stage,))] for stage in ALL_STAGES], "sum"),
-    "mean|mean@all": ([[("mean", TAP_STAGES)], [("mean", ALL_STAGES)]], "max"),
-}
+# The Gaussian's features, written as groups of pooled statistics: "mean" is the model's (the
+# per-channel means of the taps). A group joins parts with "+", a part is a statistic (mean, std,
+# max over the frame) with "@" and the teacher stages it pools (default 124, the taps; 1 to 6
+# are strides 4, 8, 16, 16, 32, 32). Each group is its own Gaussian; groups joined by ","
+# have their z-scores summed, by "|" each is a floor of its own (the largest z-score counts).
+# Examples: mean+std, mean,max, mean@123456, mean|mean@123456.
+STATISTICS = {"mean": lambda t: t.mean(dim=(2, 3)), "std": lambda t: t.std(dim=(2, 3)),
+              "max": lambda t: t.amax(dim=(2, 3))}
+
+
+def gaussian_features(spec: str) -> str:
+    """argparse type: ``spec`` if it parses, else a one-line error."""
+    try:
+        parse_features(spec)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return spec
+
+
+def parse_features(spec: str) -> tuple[list[list[tuple[str, tuple[int, ...]]]], str]:
+    """``spec`` -> (groups of (statistic, stages) parts, how the groups join: sum or max)."""
+    if "," in spec and "|" in spec:
+        raise ValueError(f"{spec}: join the groups with ',' or with '|', not both")
+    groups = []
+    for group in re.split(r"[,|]", spec):
+        parts = []
+        for part in group.split("+"):
+            statistic, at, digits = part.partition("@")
+            stages = tuple(map(int, digits)) if digits.isdigit() else () if at else TAP_STAGES
+            if statistic not in STATISTICS or not stages or list(stages) != sorted(set(stages)) \
+                    or not set(stages) <= set(ALL_STAGES):
+                raise ValueError(f"{spec}: '{part}' is not STATISTIC[@STAGES] with a statistic of "
+                                 f"{', '.join(STATISTICS)} and ascending stages from 1 to 6")
+            parts.append((statistic, stages))
+        groups.append(parts)
+    return groups, "max" if "|" in spec else "sum"
 
 
 def main(argv=None) -> int:
@@ -68,10 +93,10 @@ def main(argv=None) -> int:
     parser.add_argument("--bank-augment", choices=BANK_AUGMENTS, default="none")
     parser.add_argument("--sigmas", type=float, nargs="+", default=[2.0, 4.0, 8.0], help="Blurs of the bank map.")
     parser.add_argument("--gaussian-weights", type=float, nargs="+", default=[0.0, 0.25, 0.5])
-    parser.add_argument("--gaussian-features", choices=GAUSSIAN_FEATURES, nargs="+", default=["mean", "mean+std"],
-                        help="Pooled statistics of the taps (mean, mean+std, max; mean,max: two Gaussians), or "
-                        "means of every stage (mean@all: one Gaussian; mean@each: one per stage; "
-                        "mean|mean@all: the model's and the all-stage Gaussian, each a floor). [mean mean+std]")
+    parser.add_argument("--gaussian-features", type=gaussian_features, nargs="+", default=["mean", "mean+std"],
+                        help="Pooled statistics of teacher stages, one Gaussian per group (the grammar above "
+                        "STATISTICS in this file), e.g. mean (the model's), mean+std, mean,max, mean@123456, "
+                        "mean|mean@123456. [mean mean+std]")
     parser.add_argument("--fusions", choices=GAUSSIAN_FUSIONS, nargs="+", default=["sum"],
                         help="The weighted Gaussian z-score added to the bank's, or the larger of the two. "
                         "[sum, as the tables before the fusion sweep]")
@@ -134,9 +159,9 @@ def patches_of(model: ARDModel, taps: list[torch.Tensor]) -> torch.Tensor:
 
 
 def studied_stages(features: list[str]) -> tuple[int, ...]:
-    """The teacher stages the chosen feature sets read: the model's taps, or every stage."""
-    used = {stage for name in features for group in GAUSSIAN_FEATURES[name][0] for _, part in group for stage in part}
-    return TAP_STAGES if used <= set(TAP_STAGES) else ALL_STAGES
+    """The teacher stages the chosen feature sets and the bank read, ascending."""
+    used = {stage for spec in features for group in parse_features(spec)[0] for _, part in group for stage in part}
+    return tuple(sorted(used | set(TAP_STAGES)))
 
 
 def model_taps(taps: list[torch.Tensor], stages: tuple[int, ...]) -> list[torch.Tensor]:
@@ -145,11 +170,9 @@ def model_taps(taps: list[torch.Tensor], stages: tuple[int, ...]) -> list[torch.
 
 def pooled(taps: list[torch.Tensor], features: str, stages: tuple[int, ...] = TAP_STAGES) -> list[np.ndarray]:
     """One (N, D) matrix per Gaussian of ``features``; "mean" is the model's ``GlobalGaussian.pool``."""
-    statistics = {"mean": lambda t: t.mean(dim=(2, 3)), "std": lambda t: t.std(dim=(2, 3)),
-                  "amax": lambda t: t.amax(dim=(2, 3))}
     groups = []
-    for group in GAUSSIAN_FEATURES[features][0]:
-        parts = [statistics[stat](taps[stages.index(stage)]) for stat, group_stages in group for stage in group_stages]
+    for group in parse_features(features)[0]:
+        parts = [STATISTICS[stat](taps[stages.index(stage)]) for stat, part in group for stage in part]
         groups.append(torch.cat(parts, dim=1).double().numpy())
     return groups
 
@@ -225,7 +248,7 @@ def variant_name(sigma: float, weight: float, features: str, fusion: str) -> str
 def fused(part: dict, holdout: dict, sigma: float, weight: float, features: str, fusion: str) -> np.ndarray:
     bank = z(part["bank"][sigma], holdout["bank"][sigma])
     gaussian = weight * gaussian_z(part["gaussian"][features], holdout["gaussian"][features],
-                                   GAUSSIAN_FEATURES[features][1])
+                                   parse_features(features)[1])
     return bank + gaussian if fusion == "sum" else np.maximum(bank, gaussian)
 
 
