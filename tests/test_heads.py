@@ -54,6 +54,23 @@ def test_gaussian_is_the_shrunk_mahalanobis_distance():
     np.testing.assert_allclose(head(test).numpy(), want, rtol=1e-4)
 
 
+def test_gaussian_of_means_and_deviations_pools_each_taps_unbiased_std():
+    head = GlobalGaussian(CHANNELS, "mean+std")
+    taps = _taps(3)
+    pooled = head.pool(taps)
+    want = torch.cat([t.mean(dim=(2, 3)) for t in taps] + [t.std(dim=(2, 3)) for t in taps], dim=1)
+    torch.testing.assert_close(pooled, want, rtol=1e-5, atol=1e-6)
+    assert head.mean.numel() == 2 * sum(CHANNELS) == pooled.shape[1]
+
+
+def test_an_unknown_gaussian_feature_set_names_the_key_and_the_choices():
+    from ard_edge.config import from_dict
+    from ard_edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"model.gaussian_features: choose one of mean, mean\+std"):
+        from_dict(ModelConfig, {"gaussian_features": "max"}, "model")
+
+
 def test_fitted_tail_reads_a_rate_the_sample_cannot_show():
     rng = np.random.default_rng(0)
     good = rng.gumbel(10.0, 2.0, size=60)
@@ -172,11 +189,16 @@ def test_a_checkpoint_from_before_the_weight_the_fusion_and_the_blur_keeps_their
     # Rewrite the header as an older ard-edge wrote it: without these keys.
     from safetensors.torch import load_file, save_file
 
-    for key in ("gaussian_weight", "gaussian_fusion", "blur_sigma"):
+    for key in ("gaussian_weight", "gaussian_fusion", "gaussian_features", "blur_sigma"):
         del header["model"][key]
-    save_file(load_file(str(path)), str(path), metadata={"ard_edge": json.dumps(header)})
+    state = load_file(str(path))
+    # An older model's Gaussian pooled the means only: its buffers have that size.
+    dim = state["gaussian.mean"].numel() // 2
+    state["gaussian.mean"], state["gaussian.precision"] = torch.zeros(dim), torch.eye(dim)
+    save_file(state, str(path), metadata={"ard_edge": json.dumps(header)})
     config = load_checkpoint(path)[0].config
-    assert (config.gaussian_weight, config.gaussian_fusion, config.blur_sigma) == (1.0, "sum", 4.0)
+    assert (config.gaussian_weight, config.gaussian_fusion, config.gaussian_features, config.blur_sigma) == (
+        1.0, "sum", "mean", 4.0)
 
 
 def test_a_flip_bank_covers_the_mirror_images_of_the_training_images():

@@ -9,7 +9,7 @@ import click
 from ard_edge.cli._common import progress_bar
 
 _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "distillation", "bank_size", "gaussian",
-                  "gaussian_weight", "gaussian_fusion", "blur_sigma", "bank_augment")
+                  "gaussian_weight", "gaussian_fusion", "gaussian_features", "blur_sigma", "bank_augment")
 
 
 @click.command()
@@ -28,9 +28,11 @@ _MODEL_OPTIONS = ("backbone", "attention", "image_size", "decoder_width", "disti
 @click.option("--bank-augment", help="flip: the bank also covers the training images' mirror copies "
               "(left-right, up-down), for parts that appear mirrored; none (default).")
 @click.option("--gaussian/--no-gaussian", default=None, help="Score the globally pooled taps' Mahalanobis distance. [on]")
-@click.option("--gaussian-weight", type=float, help="Weight of the Gaussian's z-score in the fused score. [0.5]")
+@click.option("--gaussian-weight", type=float, help="Weight of the Gaussian's z-score in the fused score. [0.6]")
 @click.option("--gaussian-fusion", help="How the Gaussian's weighted z-score joins the local map: max (default: "
               "a part fails on a local or a global defect) or sum (added to every pixel).")
+@click.option("--gaussian-features", help="What the Gaussian pools from each tap: mean+std (default: the "
+              "per-channel means and standard deviations) or mean.")
 @click.option("--blur-sigma", type=float, help="Gaussian blur of the anomaly map before its maximum, pixels. [image size / 32]")
 @click.option("--epochs", type=int, help="[10]")
 @click.option("--batch-size", type=int, help="[16]")

@@ -13,7 +13,7 @@ from ard_edge.model.anomaly_map import AnomalyMap, blur_radius, image_score
 from ard_edge.model.attention import ATTENTIONS
 from ard_edge.model.bottleneck import OneClassBottleneck
 from ard_edge.model.decoder import StudentDecoder
-from ard_edge.model.heads import BANK_AUGMENTS, GlobalGaussian, PatchBank
+from ard_edge.model.heads import BANK_AUGMENTS, GAUSSIAN_FEATURES, GlobalGaussian, PatchBank
 from ard_edge.model.teachers import IMAGENET_MEAN, IMAGENET_STD, LITE_VARIANTS, TEACHERS
 
 # EfficientNet-Lite was trained in TensorFlow on pixels scaled to [-1, 1].
@@ -45,11 +45,13 @@ class ModelConfig:
     gaussian: bool = True  # Mahalanobis distance of the globally pooled taps
     # How the Gaussian's weighted z-score joins the local heads' map. max: the fused map is the
     # larger of the two, so a part fails on a local defect or a global one and a mild global shift
-    # no longer adds to a mild local one; sum: added to every pixel. Of both fusions at weights
-    # 0.25, 0.5, 0.75 and 1, max at 0.5 scored best on four held-out folds of good images with
-    # drawn defects, above the best sum (0.25) on three of them (docs/results.md).
-    gaussian_weight: float = 0.5
+    # no longer adds to a mild local one; sum: added to every pixel. The Gaussian pools each tap's
+    # per-channel means, or (mean+std) its means and standard deviations. Max, mean+std, weight
+    # 0.6 had the best mean of 180 blur, weight and feature variants on four held-out folds of
+    # good images with drawn defects (docs/results.md).
+    gaussian_weight: float = 0.6
     gaussian_fusion: str = "max"
+    gaussian_features: str = "mean+std"
     # Gaussian blur of the anomaly map before its maximum, in model pixels. None: image_size / 32,
     # so the blur keeps its share of the image at any size; at 256 px that is 8, which scored above
     # 2 and 4 on each of four held-out folds of good images with drawn defects (docs/results.md).
@@ -80,6 +82,8 @@ class ModelConfig:
                   f"got {self.blur_sigma}")
         check(self.gaussian_fusion in GAUSSIAN_FUSIONS, f"{path}.gaussian_fusion",
               f"choose one of {', '.join(GAUSSIAN_FUSIONS)}")
+        check(self.gaussian_features in GAUSSIAN_FEATURES, f"{path}.gaussian_features",
+              f"choose one of {', '.join(GAUSSIAN_FEATURES)}")
         check(self.bank_augment in BANK_AUGMENTS, f"{path}.bank_augment", f"choose one of {', '.join(BANK_AUGMENTS)}")
         check(bool(self.heads), f"{path}.distillation",
               "the model needs a score head: turn on distillation, the bank or the Gaussian")
@@ -130,7 +134,7 @@ class ARDModel(nn.Module):
             )
         self.anomaly_map = AnomalyMap((config.image_size, config.image_size), len(channels), config.map_sigma)
         self.bank = PatchBank(channels, config.bank_size) if config.bank_size else None
-        self.gaussian = GlobalGaussian(channels) if config.gaussian else None
+        self.gaussian = GlobalGaussian(channels, config.gaussian_features) if config.gaussian else None
         # Each head's image score on held-out good images (mean, std): the fused map adds the
         # heads as z-scores, so no head's units dominate. Identity until fitted.
         self.register_buffer("head_mean", torch.zeros(len(config.heads)))

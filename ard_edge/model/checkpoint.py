@@ -64,6 +64,7 @@ def _with_old_defaults(model: Any) -> Any:
     if model.get("gaussian"):
         old["gaussian_weight"] = 1.0
         old["gaussian_fusion"] = "sum"
+        old["gaussian_features"] = "mean"
     return {**old, **model}
 
 

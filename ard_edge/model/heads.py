@@ -26,6 +26,9 @@ BANK_AUGMENTS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], ...]] = {
     "none": (),
     "flip": (lambda x: x.flip(2), lambda x: x.flip(1)),  # left-right, up-down
 }
+# What the Gaussian pools from each tap (ModelConfig.gaussian_features): the per-channel means, or
+# the means and standard deviations (how much each channel varies over the frame: texture, contrast).
+GAUSSIAN_FEATURES = ("mean", "mean+std")
 
 
 class PatchBank(nn.Module):
@@ -94,15 +97,26 @@ class GlobalGaussian(nn.Module):
     It catches what has no local peak: a whole surface uneven, the wrong texture, a lighting change.
     """
 
-    def __init__(self, channels: tuple[int, ...]):
+    def __init__(self, channels: tuple[int, ...], features: str = "mean"):
         super().__init__()
-        dim = sum(channels)
+        self.features = features
+        dim = sum(channels) * (2 if features == "mean+std" else 1)
         self.register_buffer("mean", torch.zeros(dim))
         self.register_buffer("precision", torch.eye(dim))
 
-    @staticmethod
-    def pool(features: list[torch.Tensor]) -> torch.Tensor:
-        return torch.cat([f.mean(dim=(2, 3)) for f in features], dim=1)
+    def pool(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Taps -> (B, D): every tap's per-channel means, then (mean+std) their standard deviations."""
+        means = [f.mean(dim=(2, 3)) for f in features]
+        if self.features == "mean":
+            return torch.cat(means, dim=1)
+        # Written out (ReduceMean, Sub, Mul, Sqrt in the graph) rather than torch.std, whose export
+        # varies by opset; unbiased, as torch.std.
+        stds = []
+        for f, mean in zip(features, means):
+            centred = f - mean[:, :, None, None]
+            pixels = f.shape[2] * f.shape[3]
+            stds.append(((centred * centred).mean(dim=(2, 3)) * (pixels / (pixels - 1))).sqrt())
+        return torch.cat(means + stds, dim=1)
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         """Teacher taps -> Mahalanobis distance (B,)."""

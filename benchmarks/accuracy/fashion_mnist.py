@@ -401,7 +401,7 @@ def _trained(subset: int) -> int:
 
 
 # Fields that mean nothing in a model without the Gaussian.
-_GAUSSIAN_ONLY = ("gaussian_weight", "gaussian_fusion")
+_GAUSSIAN_ONLY = ("gaussian_weight", "gaussian_fusion", "gaussian_features")
 
 
 def _same_architecture(trained: dict | None, expected: dict) -> bool:

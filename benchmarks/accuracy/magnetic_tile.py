@@ -352,7 +352,7 @@ def default_section(summary: dict) -> str:
     config = default.get("model") or {}
     model = ", ".join(f"{k} {v}" for k, v in config.items()
                       if k in ("backbone", "image_size", "bank_size", "gaussian", "gaussian_weight", "gaussian_fusion",
-                               "distillation"))
+                               "gaussian_features", "distillation"))
     if "blur_sigma" in config:
         sigma = config["blur_sigma"]
         model += f", blur sigma {config['image_size'] / 32:g} (image size / 32)" if sigma is None else f", blur sigma {sigma:g}"
