@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ard_edge.errors import CheckpointError, ConfigError
-# ALL_STAGES and TAP_STAGES are re-exported for studies that tap other stages (tap_stages below).
+# ALL_STAGES is re-exported for studies that tap other stages (tap_stages below).
 from ard_edge.model._efficientnet_lite import ALL_STAGES, LITE_VARIANTS, TAP_STAGES, EfficientNetLiteFeatures  # noqa: F401
 from ard_edge.model._resnet import RESNETS, ResNetFeatures
 
@@ -27,7 +27,7 @@ def create_teacher_architecture(name: str, tap_stages: tuple[int, ...] | None = 
     ``tap_stages`` (EfficientNet-Lite only) taps other stages than the model's, for studies.
     """
     if name in LITE_VARIANTS:
-        return EfficientNetLiteFeatures(name, *([tap_stages] if tap_stages else []))
+        return EfficientNetLiteFeatures(name, tap_stages or TAP_STAGES)
     if tap_stages:
         raise ConfigError(f"tap_stages applies to the EfficientNet-Lite teachers, not {name}")
     if name in RESNETS:

@@ -406,7 +406,7 @@ _GAUSSIAN_ONLY = ("gaussian_weight", "gaussian_fusion", "gaussian_features")
 
 def _same_architecture(trained: dict | None, expected: dict) -> bool:
     """Equal configs, but for the bank size, which ard-edge train caps at the training patches,
-    and the Gaussian's weight and fusion when there is no Gaussian; fields a checkpoint predates
+    and the Gaussian's weight, fusion and features when there is no Gaussian; fields a checkpoint predates
     read as ``load_checkpoint`` reads them."""
     from ard_edge.model.checkpoint import _with_old_defaults
 
